@@ -1,0 +1,125 @@
+//! Typed handles on views, with reads gated on the view catching up with the log.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use super::status::{Progress, ViewState, ViewStatus};
+use crate::seq::reached;
+use crate::{DbError, Seq};
+
+/// A handle on a view in use by a [`Db`](crate::Db), returned by [`Db::use_view`](crate::Db::use_view).
+///
+/// Reads go through [`ready`](ViewHandle::ready), which waits until the view includes every record
+/// acknowledged when it was called, so a caller always reads its own writes. View crates add their
+/// read methods on top of it.
+pub struct ViewHandle<V> {
+    name: Arc<str>,
+    version: u32,
+    view: Arc<V>,
+    gate: Gate,
+}
+
+impl<V> Clone for ViewHandle<V> {
+    fn clone(&self) -> Self {
+        ViewHandle {
+            name: Arc::clone(&self.name),
+            version: self.version,
+            view: Arc::clone(&self.view),
+            gate: self.gate.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct Gate {
+    pub(crate) progress: watch::Receiver<Progress>,
+    pub(crate) log_since: watch::Receiver<Option<Seq>>,
+    pub(crate) closed: watch::Receiver<bool>,
+}
+
+impl<V> ViewHandle<V> {
+    pub(crate) fn new(name: Arc<str>, version: u32, view: Arc<V>, gate: Gate) -> Self {
+        ViewHandle {
+            name,
+            version,
+            view,
+            gate,
+        }
+    }
+
+    /// The view's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Wait until the view includes every record acknowledged now, then give access to it.
+    ///
+    /// # Errors
+    /// [`DbError::ViewFailed`] if the view fails while (or before) waiting;
+    /// [`DbError::Closed`] if the database is or becomes closed.
+    pub async fn ready(&self) -> Result<&V, DbError> {
+        let target = *self.gate.log_since.borrow();
+        self.wait(target).await
+    }
+
+    /// Wait until the view includes the record at `seq` (which may not be appended yet).
+    ///
+    /// # Errors
+    /// As [`ready`](ViewHandle::ready).
+    pub async fn ready_at(&self, seq: Seq) -> Result<&V, DbError> {
+        self.wait(Some(seq)).await
+    }
+
+    /// Access the view without waiting: it may not include the latest records.
+    ///
+    /// # Errors
+    /// [`DbError::ViewFailed`] or [`DbError::Closed`].
+    pub fn stale(&self) -> Result<&V, DbError> {
+        self.check(&self.gate.progress.borrow())?;
+        Ok(&self.view)
+    }
+
+    /// The view's status now.
+    pub fn status(&self) -> ViewStatus {
+        let log_since = *self.gate.log_since.borrow();
+        ViewStatus::new(
+            &self.name,
+            self.version,
+            &self.gate.progress.borrow(),
+            log_since,
+        )
+    }
+
+    async fn wait(&self, target: Option<Seq>) -> Result<&V, DbError> {
+        let mut progress = self.gate.progress.clone();
+        let mut closed = self.gate.closed.clone();
+        loop {
+            {
+                let p = progress.borrow_and_update();
+                self.check(&p)?;
+                if reached(p.since, target) {
+                    return Ok(&self.view);
+                }
+            }
+            tokio::select! {
+                changed = progress.changed() => changed.map_err(|_| DbError::Closed)?,
+                _ = closed.wait_for(|c| *c) => return Err(DbError::Closed),
+            }
+        }
+    }
+
+    fn check(&self, p: &Progress) -> Result<(), DbError> {
+        if *self.gate.closed.borrow() {
+            return Err(DbError::Closed);
+        }
+        match &p.state {
+            ViewState::Failed(reason) => Err(DbError::ViewFailed {
+                view: self.name.to_string(),
+                reason: reason.clone(),
+            }),
+            ViewState::Closed => Err(DbError::Closed),
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,83 @@
+use std::fmt;
+
+use crate::Seq;
+
+/// Where a view is in its life.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ViewState {
+    /// Loading its stored state.
+    Opening,
+    /// Catching up with the log on its own (after open, a rebuild or a failure).
+    Building,
+    /// Fed by the shared feed as records are appended.
+    Live,
+    /// Failed with this reason; it will be destroyed and rebuilt after a backoff. Reads fail.
+    Failed(String),
+    /// The database was closed.
+    Closed,
+}
+
+impl fmt::Display for ViewState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ViewState::Opening => f.write_str("opening"),
+            ViewState::Building => f.write_str("building"),
+            ViewState::Live => f.write_str("live"),
+            ViewState::Failed(reason) => write!(f, "failed: {reason}"),
+            ViewState::Closed => f.write_str("closed"),
+        }
+    }
+}
+
+/// A view's progress as published by its worker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Progress {
+    pub(crate) since: Option<Seq>,
+    pub(crate) state: ViewState,
+}
+
+/// A snapshot of one view's status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ViewStatus {
+    /// The name given to `use_view`.
+    pub name: String,
+    /// The view code's version.
+    pub version: u32,
+    /// The last record the view includes.
+    pub since: Option<Seq>,
+    /// How far the view is behind the log, in seq units (bytes for the file log); 0 when caught up.
+    pub lag: u64,
+    /// What the view is doing.
+    pub state: ViewState,
+}
+
+impl ViewStatus {
+    pub(crate) fn new(name: &str, version: u32, p: &Progress, log_since: Option<Seq>) -> Self {
+        let lag = match (log_since, p.since) {
+            (Some(log), Some(view)) => log.0.saturating_sub(view.0),
+            (Some(log), None) => log.0.saturating_add(1),
+            (None, _) => 0,
+        };
+        ViewStatus {
+            name: name.to_string(),
+            version,
+            since: p.since,
+            lag,
+            state: p.state.clone(),
+        }
+    }
+}
+
+/// The append queue's occupancy, for monitoring backpressure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QueueStats {
+    /// Bytes of encoded records handed to the log and not yet acknowledged.
+    pub in_flight_bytes: u64,
+    /// The most bytes ever in flight at once.
+    pub high_water_bytes: u64,
+    /// The bound: appends wait while it is reached.
+    pub capacity_bytes: u64,
+}

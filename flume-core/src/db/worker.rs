@@ -1,0 +1,240 @@
+//! One task per view: open it, rebuild it when needed, catch it up with the log on its own, then
+//! join the shared feed; on failure, mark it failed and rebuild after a backoff.
+//!
+//! The worker is a loop, never a recursion, and every retry waits out a growing backoff.
+
+use std::ops::Bound;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::Shared;
+use super::backoff::Backoff;
+use super::feed::{FEED_QUEUE, FeedMsg, Join};
+use super::status::{Progress, ViewState};
+use crate::seq::reached;
+use crate::{Seq, View, ViewError};
+
+pub(crate) enum Command {
+    /// Destroy and rebuild; the reply says whether the destroy succeeded.
+    Rebuild(oneshot::Sender<Result<(), String>>),
+}
+
+/// Why the worker left its driving loop.
+enum Exit {
+    Shutdown,
+    Rebuild(oneshot::Sender<Result<(), String>>),
+    Failed(String),
+}
+
+pub(crate) struct Worker<T: Send + Sync + 'static> {
+    pub(crate) shared: Arc<Shared<T>>,
+    pub(crate) view: Arc<dyn View<T>>,
+    pub(crate) progress: watch::Sender<Progress>,
+    pub(crate) commands: mpsc::Receiver<Command>,
+    pub(crate) joins: mpsc::Sender<Join<T>>,
+    pub(crate) shutdown: watch::Receiver<bool>,
+    /// Told once the view is open and either live or known to be building.
+    pub(crate) started: Option<oneshot::Sender<()>>,
+    pub(crate) since: Option<Seq>,
+}
+
+impl<T: Send + Sync + 'static> Worker<T> {
+    /// Drive the view until the database closes, then close the view.
+    pub(crate) async fn run(mut self) -> Result<(), ViewError> {
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(30));
+        let mut reset = !self.open().await;
+        let mut reply: Option<oneshot::Sender<Result<(), String>>> = None;
+        loop {
+            if reset {
+                let destroyed = self.destroy().await;
+                if let Some(r) = reply.take() {
+                    let _ = r.send(destroyed.clone());
+                }
+                if let Err(reason) = destroyed {
+                    if !self.fail_and_wait(reason, &mut backoff).await {
+                        break;
+                    }
+                    continue;
+                }
+            }
+            match self.drive(&mut backoff).await {
+                Exit::Shutdown => break,
+                Exit::Rebuild(r) => {
+                    reset = true;
+                    reply = Some(r);
+                }
+                Exit::Failed(reason) => {
+                    reset = true;
+                    if !self.fail_and_wait(reason, &mut backoff).await {
+                        break;
+                    }
+                }
+            }
+        }
+        self.signal_started();
+        self.publish(ViewState::Closed);
+        self.view.close().await
+    }
+
+    /// Load the stored state; false when it must be destroyed first.
+    async fn open(&mut self) -> bool {
+        let meta = match self.view.open().await {
+            Ok(meta) => meta,
+            Err(_) => return false,
+        };
+        if meta.version.is_some_and(|v| v != self.view.version()) {
+            return false;
+        }
+        let log_since = self.shared.log.current_since();
+        if !reached(log_since, meta.since) {
+            // The view has records the log does not (the log was replaced or cut).
+            return false;
+        }
+        self.since = meta.since;
+        self.publish(ViewState::Building);
+        true
+    }
+
+    async fn destroy(&mut self) -> Result<(), String> {
+        self.view
+            .destroy()
+            .await
+            .map_err(|e| format!("destroy failed: {e}"))?;
+        self.since = None;
+        self.publish(ViewState::Building);
+        Ok(())
+    }
+
+    /// Mark the view failed and sleep out the backoff. False on shutdown.
+    async fn fail_and_wait(&mut self, reason: String, backoff: &mut Backoff) -> bool {
+        self.publish(ViewState::Failed(reason));
+        self.signal_started();
+        let delay = backoff.next_delay();
+        tokio::select! {
+            _ = self.shutdown.wait_for(|closed| *closed) => false,
+            _ = tokio::time::sleep(delay) => true,
+        }
+    }
+
+    /// Catch up alone, join the feed, and apply its batches until something ends it.
+    async fn drive(&mut self, backoff: &mut Backoff) -> Exit {
+        let mut feed = loop {
+            if let Some(exit) = self.catch_up().await {
+                return exit;
+            }
+            match self.join().await {
+                Ok(Some(rx)) => break rx,
+                Ok(None) => continue,
+                Err(exit) => return exit,
+            }
+        };
+        backoff.reset();
+        self.publish(ViewState::Live);
+        self.signal_started();
+        loop {
+            let msg = tokio::select! {
+                biased;
+                _ = self.shutdown.wait_for(|closed| *closed) => return Exit::Shutdown,
+                cmd = self.commands.recv() => match cmd {
+                    Some(Command::Rebuild(r)) => return Exit::Rebuild(r),
+                    None => return Exit::Shutdown,
+                },
+                msg = feed.recv() => msg,
+            };
+            match msg {
+                Some(FeedMsg::Batch(batch)) => {
+                    let since = self.since;
+                    let fresh: Vec<(Seq, &T)> = batch
+                        .iter()
+                        .filter(|(seq, _)| !reached(since, Some(*seq)))
+                        .map(|(seq, v)| (*seq, v))
+                        .collect();
+                    if let Err(reason) = self.apply(&fresh, ViewState::Live).await {
+                        return Exit::Failed(reason);
+                    }
+                }
+                Some(FeedMsg::Failed(reason)) => return Exit::Failed(reason),
+                None => return Exit::Shutdown,
+            }
+        }
+    }
+
+    /// Read, decode and apply chunks until the view has reached the log's `since`.
+    async fn catch_up(&mut self) -> Option<Exit> {
+        loop {
+            if *self.shutdown.borrow() {
+                return Some(Exit::Shutdown);
+            }
+            if let Ok(Command::Rebuild(r)) = self.commands.try_recv() {
+                return Some(Exit::Rebuild(r));
+            }
+            let target = self.shared.log.current_since();
+            if reached(self.since, target) {
+                return None;
+            }
+            self.signal_started();
+            let lower = self.since.map_or(Bound::Unbounded, Bound::Excluded);
+            let read = match self.shared.read_decoded(lower, target).await {
+                Ok(read) => read,
+                Err(reason) => return Some(Exit::Failed(reason)),
+            };
+            let refs: Vec<(Seq, &T)> = read.records.iter().map(|(s, v)| (*s, v)).collect();
+            if let Err(reason) = self.apply(&refs, ViewState::Building).await {
+                return Some(Exit::Failed(reason));
+            }
+            if let Some(reason) = read.failure {
+                return Some(Exit::Failed(reason));
+            }
+            if read.last.is_none() {
+                // `since` promised records the log did not return: a log bug, not a view's.
+                return Some(Exit::Failed(format!(
+                    "the log returned no records up to {target:?}"
+                )));
+            }
+        }
+    }
+
+    /// Ask the feed to take this view. `Ok(None)`: catch up further first.
+    async fn join(&mut self) -> Result<Option<mpsc::Receiver<FeedMsg<T>>>, Exit> {
+        let (tx, rx) = mpsc::channel(FEED_QUEUE);
+        let (reply, answer) = oneshot::channel();
+        let join = Join {
+            since: self.since,
+            tx,
+            reply,
+        };
+        if self.joins.send(join).await.is_err() {
+            return Err(Exit::Shutdown);
+        }
+        match answer.await {
+            Ok(Ok(())) => Ok(Some(rx)),
+            Ok(Err(_pos)) => Ok(None),
+            Err(_) => Err(Exit::Shutdown),
+        }
+    }
+
+    async fn apply(&mut self, batch: &[(Seq, &T)], state: ViewState) -> Result<(), String> {
+        let Some(&(last, _)) = batch.last() else {
+            return Ok(());
+        };
+        self.view.apply(batch).await.map_err(|e| e.to_string())?;
+        self.since = Some(last);
+        self.publish(state);
+        Ok(())
+    }
+
+    fn publish(&self, state: ViewState) {
+        self.progress.send_replace(Progress {
+            since: self.since,
+            state,
+        });
+    }
+
+    fn signal_started(&mut self) {
+        if let Some(started) = self.started.take() {
+            let _ = started.send(());
+        }
+    }
+}
