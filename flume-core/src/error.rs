@@ -190,5 +190,15 @@ pub enum DbError {
     },
     /// The log failed.
     #[error(transparent)]
-    Log(#[from] LogError),
+    Log(LogError),
+}
+
+impl From<LogError> for DbError {
+    /// A closed log means a closed database; other log errors are wrapped.
+    fn from(e: LogError) -> Self {
+        match e {
+            LogError::Closed => DbError::Closed,
+            e => DbError::Log(e),
+        }
+    }
 }

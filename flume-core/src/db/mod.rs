@@ -85,10 +85,13 @@ pub(crate) struct Shared<T> {
     pub(crate) closed: watch::Sender<bool>,
     joins: mpsc::Sender<Join<T>>,
     views: Mutex<BTreeMap<Arc<str>, Entry>>,
-    tasks: Mutex<Vec<(Arc<str>, JoinHandle<Result<(), ViewError>>)>>,
+    tasks: Mutex<Vec<(Arc<str>, WorkerTask)>>,
     feed: Mutex<Option<JoinHandle<()>>>,
     queue: AppendQueue,
 }
+
+/// A view's worker task; it returns the view's close result.
+type WorkerTask = JoinHandle<Result<(), ViewError>>;
 
 struct Entry {
     version: u32,
@@ -331,11 +334,9 @@ impl<T: Send + Sync + 'static> Db<T> {
         opts: StreamOpts,
     ) -> impl Stream<Item = Result<Item<T>, DbError>> + Send + 'static {
         let shared = Arc::clone(&self.shared);
-        let closed = self.check_open().err();
-        let records = stream_owned(Arc::clone(&self.shared.log), opts);
-        let records = match closed {
-            Some(_) => futures::stream::once(async { Err(LogError::Closed) }).boxed(),
-            None => records,
+        let records = match self.check_open() {
+            Err(_) => futures::stream::once(async { Err(LogError::Closed) }).boxed(),
+            Ok(()) => stream_owned(Arc::clone(&self.shared.log), opts),
         };
         records.map(move |item| {
             let item = item?;
@@ -485,6 +486,6 @@ impl AppendQueue {
         let result = log.append_batch(records).await;
         self.in_flight.fetch_sub(u64::from(want), Ordering::Relaxed);
         drop(permits);
-        result.map_err(|e| DbError::Log(e.error))
+        result.map_err(|e| DbError::from(e.error))
     }
 }

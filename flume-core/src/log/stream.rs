@@ -41,10 +41,8 @@ where
     let since = log.since();
     let now = *since.borrow();
     let mut lower = opts.lower;
-    if !opts.old {
-        if let Some(now) = now {
-            lower = max_lower(lower, Bound::Excluded(now));
-        }
+    if let (false, Some(now)) = (opts.old, now) {
+        lower = max_lower(lower, Bound::Excluded(now));
     }
     let cursor = Cursor {
         log,
