@@ -146,13 +146,23 @@ impl Log for MemoryLog {
         if records.is_empty() {
             return Ok(Vec::new());
         }
+        // One buffer per batch, records as slices of it: reads then share it by reference
+        // count instead of allocating on the first clone of each record.
+        let total = records.iter().map(Bytes::len).sum();
+        let mut buf = Vec::with_capacity(total);
+        for r in &records {
+            buf.extend_from_slice(r);
+        }
+        let buf = Bytes::from(buf);
         let mut all = write(&self.store.inner.records);
         let mut next = all.last().map_or(0, |(s, b)| s.0 + b.len() as u64 + HEADER);
         let mut seqs = Vec::with_capacity(records.len());
-        for record in records {
+        let mut at = 0;
+        for record in &records {
             seqs.push(Seq(next));
+            all.push((Seq(next), buf.slice(at..at + record.len())));
             next += record.len() as u64 + HEADER;
-            all.push((Seq(next - record.len() as u64 - HEADER), record));
+            at += record.len();
         }
         drop(all);
         // One update per batch, to its last seq.

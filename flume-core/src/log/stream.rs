@@ -1,11 +1,11 @@
 //! Streams over any [`Log`], built from `read` and the `since` channel.
 
-use std::collections::VecDeque;
 use std::ops::{Bound, Deref};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::stream::{self, BoxStream};
+use futures::future::{self, Either};
+use futures::stream::{self, BoxStream, StreamExt};
 use tokio::sync::watch;
 
 use super::{Item, Log, ReadRange, StreamOpts, is_empty_range, max_lower, min_upper};
@@ -44,20 +44,32 @@ where
     if let (false, Some(now)) = (opts.old, now) {
         lower = max_lower(lower, Bound::Excluded(now));
     }
+    let output = opts.output;
     let cursor = Cursor {
         log,
         since,
         lower,
         upper: opts.upper,
         remaining: opts.limit,
-        buf: VecDeque::new(),
         done: false,
         pinned: (!opts.live).then_some(now),
         opts,
     };
-    Box::pin(stream::unfold(cursor, |mut c| async move {
-        let item = c.next().await?;
-        Some((item, c))
+    // The cursor yields whole chunks; flattening them keeps the per-record cost to an iterator
+    // step instead of a future per record.
+    let chunks = stream::unfold(cursor, |mut c| async move {
+        let chunk = c.next_chunk().await?;
+        Some((chunk, c))
+    });
+    Box::pin(chunks.flat_map(move |chunk| {
+        match chunk {
+            Ok(records) => Either::Left(stream::iter(
+                records
+                    .into_iter()
+                    .map(move |(seq, value)| Ok(Item::shaped(output, seq, value))),
+            )),
+            Err(e) => Either::Right(stream::once(future::ready(Err(e)))),
+        }
     }))
 }
 
@@ -69,7 +81,6 @@ struct Cursor<R> {
     lower: Bound<Seq>,
     upper: Bound<Seq>,
     remaining: Option<usize>,
-    buf: VecDeque<(Seq, Bytes)>,
     done: bool,
     /// A stream that is not live yields the records acknowledged when it was created, no more.
     pinned: Option<Option<Seq>>,
@@ -81,16 +92,11 @@ where
     R: Deref<Target = L> + Send + Sync,
     L: Log + ?Sized,
 {
-    async fn next(&mut self) -> Option<Result<Item<Bytes>, LogError>> {
+    /// The next non-empty chunk of records, an error (after which the stream ends), or the end.
+    async fn next_chunk(&mut self) -> Option<Result<Vec<(Seq, Bytes)>, LogError>> {
         loop {
             if self.done || self.remaining == Some(0) {
                 return None;
-            }
-            if let Some((seq, value)) = self.buf.pop_front() {
-                if let Some(n) = &mut self.remaining {
-                    *n -= 1;
-                }
-                return Some(Ok(Item::shaped(self.opts.output, seq, value)));
             }
             if self.since.has_changed().is_err() {
                 return self.fail(LogError::Closed);
@@ -101,8 +107,8 @@ where
             };
             match self.fill(since).await {
                 Err(e) => return self.fail(e),
-                Ok(true) => continue,
-                Ok(false) => {}
+                Ok(Some(records)) => return Some(Ok(records)),
+                Ok(None) => {}
             }
             if !self.opts.live || is_empty_range(self.lower, self.upper) {
                 return None;
@@ -113,17 +119,17 @@ where
         }
     }
 
-    fn fail(&mut self, e: LogError) -> Option<Result<Item<Bytes>, LogError>> {
+    fn fail(&mut self, e: LogError) -> Option<Result<Vec<(Seq, Bytes)>, LogError>> {
         self.done = true;
         Some(Err(e))
     }
 
-    /// Read the next chunk of `(cursor, since]`; false when there is nothing more to read now.
-    async fn fill(&mut self, since: Option<Seq>) -> Result<bool, LogError> {
-        let Some(since) = since else { return Ok(false) };
+    /// Read the next chunk of `(cursor, since]`; `None` when there is nothing more to read now.
+    async fn fill(&mut self, since: Option<Seq>) -> Result<Option<Vec<(Seq, Bytes)>>, LogError> {
+        let Some(since) = since else { return Ok(None) };
         let upper = min_upper(self.upper, Bound::Included(since));
         if is_empty_range(self.lower, upper) {
-            return Ok(false);
+            return Ok(None);
         }
         let max = self.remaining.map_or(CHUNK, |n| n.min(CHUNK));
         let range = ReadRange {
@@ -133,16 +139,20 @@ where
             max,
             values: self.opts.output != super::Output::Seqs,
         };
-        let records = self.log.read(range).await?;
+        let mut records = self.log.read(range).await?;
+        // A log may return fewer than `max`, never more.
+        records.truncate(max);
         let Some(&(last, _)) = records.last() else {
-            return Ok(false);
+            return Ok(None);
         };
         if self.opts.reverse {
             self.upper = Bound::Excluded(last);
         } else {
             self.lower = Bound::Excluded(last);
         }
-        self.buf.extend(records);
-        Ok(true)
+        if let Some(n) = &mut self.remaining {
+            *n -= records.len();
+        }
+        Ok(Some(records))
     }
 }

@@ -1,0 +1,69 @@
+use std::fmt;
+
+/// A goal for a metric (design.md §7).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Target {
+    /// The figure should be at least this.
+    AtLeast(f64),
+    /// The figure should be at most this.
+    AtMost(f64),
+}
+
+impl Target {
+    /// Whether `value` meets the goal.
+    pub fn met(self, value: f64) -> bool {
+        match self {
+            Target::AtLeast(t) => value >= t,
+            Target::AtMost(t) => value <= t,
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::AtLeast(t) => write!(f, ">= {}", crate::report::human(*t)),
+            Target::AtMost(t) => write!(f, "<= {}", crate::report::human(*t)),
+        }
+    }
+}
+
+/// One measured figure.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Metric {
+    /// The metric's name, as in design.md §7 (`append_batch_rec_s`).
+    pub name: &'static str,
+    /// The figure.
+    pub value: f64,
+    /// Its unit, for the table.
+    pub unit: &'static str,
+    /// The goal, if it has one.
+    pub target: Option<Target>,
+    /// The metric it is to be read beside (its same-run baseline), if any.
+    pub baseline: Option<&'static str>,
+}
+
+impl Metric {
+    /// A figure with no goal.
+    pub fn new(name: &'static str, value: f64, unit: &'static str) -> Self {
+        Metric {
+            name,
+            value,
+            unit,
+            target: None,
+            baseline: None,
+        }
+    }
+
+    /// With a goal.
+    pub fn target(mut self, target: Target) -> Self {
+        self.target = Some(target);
+        self
+    }
+
+    /// Read beside `baseline`.
+    pub fn beside(mut self, baseline: &'static str) -> Self {
+        self.baseline = Some(baseline);
+        self
+    }
+}

@@ -1,0 +1,95 @@
+//! The named workloads. Each returns its metrics; later issues add workloads here.
+
+mod append;
+mod stream;
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+use crate::Metric;
+
+/// What every workload gets: the record count and a scratch directory on the measured disk.
+pub(crate) struct Ctx {
+    pub(crate) records: u64,
+    pub(crate) dir: PathBuf,
+}
+
+/// A workload's entry point; it sees the metrics measured before it (to reuse baselines).
+type RunFn = for<'a> fn(&'a Ctx, &'a [Metric]) -> BoxFuture<'a, anyhow::Result<Vec<Metric>>>;
+
+pub(crate) struct Workload {
+    pub(crate) name: &'static str,
+    pub(crate) about: &'static str,
+    pub(crate) run: RunFn,
+}
+
+pub(crate) fn all() -> Vec<Workload> {
+    vec![
+        Workload {
+            name: "disk",
+            about: "baseline: sequential write + fdatasync per 100 KB, MB/s",
+            run: |ctx, _| Box::pin(append::disk(ctx)),
+        },
+        Workload {
+            name: "append_batch",
+            about: "log-memory: 100-byte records in batches of 1000, beside the disk baseline",
+            run: |ctx, seen| Box::pin(append::append_batch(ctx, seen)),
+        },
+        Workload {
+            name: "stream_fwd",
+            about: "log-memory: decoded forward scan of every record",
+            run: |ctx, _| Box::pin(stream::scan(ctx, false)),
+        },
+        Workload {
+            name: "stream_rev",
+            about: "log-memory: decoded reverse scan of every record",
+            run: |ctx, _| Box::pin(stream::scan(ctx, true)),
+        },
+    ]
+}
+
+pub(crate) fn select<'a>(
+    all: &'a [Workload],
+    names: &[String],
+) -> anyhow::Result<Vec<&'a Workload>> {
+    if names.is_empty() {
+        return Ok(all.iter().collect());
+    }
+    let mut chosen = Vec::new();
+    for name in names {
+        match all.iter().find(|w| w.name == name) {
+            Some(w) => chosen.push(w),
+            None => {
+                let known: Vec<_> = all.iter().map(|w| w.name).collect();
+                bail!(
+                    "unknown workload {name:?}; known workloads: {}",
+                    known.join(", ")
+                );
+            }
+        }
+    }
+    Ok(chosen)
+}
+
+/// A typed record of about 100 bytes once encoded with postcard.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct BenchRecord {
+    pub(crate) id: u64,
+    pub(crate) author: String,
+    pub(crate) kind: String,
+    pub(crate) body: String,
+}
+
+impl BenchRecord {
+    pub(crate) fn new(id: u64) -> Self {
+        BenchRecord {
+            id,
+            author: format!("@author{:04}", id % 1000),
+            kind: ["post", "like", "follow", "reply"][(id % 4) as usize].to_string(),
+            body: format!("{:0>70}", id),
+        }
+    }
+}
