@@ -382,9 +382,11 @@ impl<T: Send + Sync + 'static> Db<T> {
                 reason,
             })?;
             let progress = progress
-                .wait_for(|p| {
-                    reached(p.since, target)
-                        || matches!(p.state, ViewState::Failed(_) | ViewState::Closed)
+                .wait_for(|p| match p.state {
+                    // Caught up and back on the shared feed.
+                    ViewState::Live => reached(p.since, target),
+                    ViewState::Failed(_) | ViewState::Closed => true,
+                    _ => false,
                 })
                 .await
                 .map_err(|_| DbError::Closed)?;
