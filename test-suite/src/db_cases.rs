@@ -293,6 +293,19 @@ async fn failing_view<F: LogFactory>(f: F) {
         }
     };
     assert_eq!(values, ["ok", "poison"]);
+    // Fail it again; an explicit rebuild does not wait out the backoff.
+    bad.lock().fail_on = Some("boom".into());
+    db.append("boom".into()).await.unwrap();
+    assert!(matches!(
+        bad_h.ready().await,
+        Err(DbError::ViewFailed { .. })
+    ));
+    bad.lock().fail_on = None;
+    db.rebuild(Some("bad")).await.unwrap();
+    assert_eq!(
+        bad_h.ready().await.unwrap().values(),
+        ["ok", "poison", "boom"]
+    );
     db.close().await.unwrap();
 }
 

@@ -53,25 +53,24 @@ impl<T: Send + Sync + 'static> Worker<T> {
                     let _ = r.send(destroyed.clone());
                 }
                 if let Err(reason) = destroyed {
-                    if !self.fail_and_wait(reason, &mut backoff).await {
-                        break;
+                    match self.fail_and_wait(reason, &mut backoff).await {
+                        Exit::Shutdown => break,
+                        Exit::Rebuild(r) => reply = Some(r),
+                        Exit::Failed(_) => {}
                     }
                     continue;
                 }
             }
-            match self.drive(&mut backoff).await {
+            let exit = match self.drive(&mut backoff).await {
+                Exit::Failed(reason) => self.fail_and_wait(reason, &mut backoff).await,
+                exit => exit,
+            };
+            match exit {
                 Exit::Shutdown => break,
-                Exit::Rebuild(r) => {
-                    reset = true;
-                    reply = Some(r);
-                }
-                Exit::Failed(reason) => {
-                    reset = true;
-                    if !self.fail_and_wait(reason, &mut backoff).await {
-                        break;
-                    }
-                }
+                Exit::Rebuild(r) => reply = Some(r),
+                Exit::Failed(_) => {}
             }
+            reset = true;
         }
         self.signal_started();
         self.publish(ViewState::Closed);
@@ -107,14 +106,19 @@ impl<T: Send + Sync + 'static> Worker<T> {
         Ok(())
     }
 
-    /// Mark the view failed and sleep out the backoff. False on shutdown.
-    async fn fail_and_wait(&mut self, reason: String, backoff: &mut Backoff) -> bool {
-        self.publish(ViewState::Failed(reason));
+    /// Mark the view failed and sleep out the backoff. A rebuild command cuts the wait short;
+    /// `Exit::Failed` means the backoff ran out and it is time to retry.
+    async fn fail_and_wait(&mut self, reason: String, backoff: &mut Backoff) -> Exit {
+        self.publish(ViewState::Failed(reason.clone()));
         self.signal_started();
         let delay = backoff.next_delay();
         tokio::select! {
-            _ = self.shutdown.wait_for(|closed| *closed) => false,
-            _ = tokio::time::sleep(delay) => true,
+            _ = self.shutdown.wait_for(|closed| *closed) => Exit::Shutdown,
+            cmd = self.commands.recv() => match cmd {
+                Some(Command::Rebuild(r)) => Exit::Rebuild(r),
+                None => Exit::Shutdown,
+            },
+            _ = tokio::time::sleep(delay) => Exit::Failed(reason),
         }
     }
 
