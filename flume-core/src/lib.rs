@@ -48,6 +48,7 @@ mod codec;
 mod db;
 mod error;
 mod log;
+mod reader;
 mod seq;
 mod view;
 
@@ -57,6 +58,7 @@ pub use db::{
 };
 pub use error::{AppendError, BoxError, CodecError, DbError, LogError, ViewError};
 pub use log::{Item, Log, Output, ReadRange, StreamOpts, stream_owned};
+pub use reader::RecordReader;
 pub use seq::Seq;
 pub use view::{View, ViewMeta};
 

@@ -1,6 +1,6 @@
 //! The [`View`] trait: state derived from the log, rebuilt from it at will.
 
-use crate::{Seq, ViewError};
+use crate::{RecordReader, Seq, ViewError};
 
 /// What a view has stored: the code version that wrote it and the last record it includes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -27,6 +27,10 @@ pub trait View<T: Send + Sync + 'static>: Send + Sync + 'static {
     /// The version of this view's code. Change it whenever the stored state would differ for the
     /// same records (a new reduce function, a new index key); the view is then rebuilt.
     fn version(&self) -> u32;
+
+    /// Receive read access to the database's log and codec, once, before [`open`](View::open).
+    /// Views whose reads return whole records (indexes, queries) keep it; others ignore it.
+    fn attach(&self, _records: RecordReader<T>) {}
 
     /// Load the stored state and report its version and `since`.
     ///

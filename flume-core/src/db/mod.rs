@@ -26,7 +26,8 @@ use self::worker::{Command, Worker};
 use crate::log::stream_owned;
 use crate::seq::reached;
 use crate::{
-    AppendError, Codec, DbError, Item, Log, LogError, ReadRange, Seq, StreamOpts, View, ViewError,
+    AppendError, Codec, DbError, Item, Log, LogError, ReadRange, RecordReader, Seq, StreamOpts,
+    View, ViewError,
 };
 
 /// Records read per chunk by the feed and by views catching up.
@@ -223,6 +224,10 @@ impl<T: Send + Sync + 'static> Db<T> {
     ) -> Result<ViewHandle<V>, DbError> {
         self.check_open()?;
         let view = Arc::new(view);
+        view.attach(RecordReader::new(
+            Arc::clone(&self.shared.log),
+            Arc::clone(&self.shared.codec),
+        ));
         let name: Arc<str> = Arc::from(name);
         let version = view.version();
         let (progress_tx, progress) = watch::channel(Progress {
