@@ -8,7 +8,7 @@
 //! flume_bench::main_with_args(["flume-bench", "--json", "append_batch"])?;
 //! # Ok::<(), anyhow::Error>(())
 //! ```
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 mod baseline;
@@ -53,6 +53,12 @@ where
     I: IntoIterator<Item = S>,
     S: Into<OsString> + Clone,
 {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    if let [_, flag, dir, records] = args.as_slice()
+        && flag == workloads::RSS_CHILD
+    {
+        return workloads::rss_child(&dir.to_string_lossy(), &records.to_string_lossy());
+    }
     run(Args::parse_from(args))
 }
 

@@ -1,7 +1,11 @@
 //! The named workloads. Each returns its metrics; later issues add workloads here.
 
 mod append;
+mod reopen;
 mod stream;
+mod views;
+
+pub(crate) use reopen::{RSS_CHILD, rss_child};
 
 use std::path::PathBuf;
 
@@ -35,18 +39,63 @@ pub(crate) fn all() -> Vec<Workload> {
         },
         Workload {
             name: "append_batch",
-            about: "log-memory: 100-byte records in batches of 1000, beside the disk baseline",
+            about: "log-offset, Sync: 100-byte records in batches of 1000, beside the disk baseline",
             run: |ctx, seen| Box::pin(append::append_batch(ctx, seen)),
         },
         Workload {
+            name: "append_durable",
+            about: "log-offset, Sync: awaited single appends from 1 and 64 writers",
+            run: |ctx, _| Box::pin(append::durable(ctx)),
+        },
+        Workload {
             name: "stream_fwd",
-            about: "log-memory: decoded forward scan of every record",
-            run: |ctx, _| Box::pin(stream::scan(ctx, false)),
+            about: "log-offset: decoded forward scan of every record, from the page cache",
+            run: |ctx, _| Box::pin(stream::offset(ctx, false)),
         },
         Workload {
             name: "stream_rev",
+            about: "log-offset: decoded reverse scan of every record, from the page cache",
+            run: |ctx, _| Box::pin(stream::offset(ctx, true)),
+        },
+        Workload {
+            name: "reopen",
+            about: "log-offset: open a 1 GiB log",
+            run: |ctx, _| Box::pin(reopen::reopen(ctx)),
+        },
+        Workload {
+            name: "rss",
+            about: "log-offset: peak RSS of a process appending 10M records",
+            run: |ctx, _| Box::pin(reopen::rss(ctx)),
+        },
+        Workload {
+            name: "index_build",
+            about: "one LMDB index built over the log, beside raw heed puts of the same keys",
+            run: |ctx, _| Box::pin(views::index_build(ctx)),
+        },
+        Workload {
+            name: "views4",
+            about: "appending with 4 live indexes against 1, until all caught up",
+            run: |ctx, _| Box::pin(views::views4(ctx)),
+        },
+        Workload {
+            name: "kv_get",
+            about: "gated key-value gets of random keys from 2 threads",
+            run: |ctx, _| Box::pin(views::kv_get(ctx)),
+        },
+        Workload {
+            name: "mem_append_batch",
+            about: "log-memory: 100-byte records in batches of 1000",
+            run: |ctx, _| Box::pin(append::mem_append_batch(ctx)),
+        },
+        Workload {
+            name: "mem_stream_fwd",
+            about: "log-memory: decoded forward scan of every record",
+            run: |ctx, _| Box::pin(stream::memory(ctx, false)),
+        },
+        Workload {
+            name: "mem_stream_rev",
             about: "log-memory: decoded reverse scan of every record",
-            run: |ctx, _| Box::pin(stream::scan(ctx, true)),
+            run: |ctx, _| Box::pin(stream::memory(ctx, true)),
         },
     ]
 }

@@ -1,13 +1,14 @@
-//! Flume end to end: a database of JSON documents with a view, gated reads, a stream, a live
-//! subscription and a rebuild.
+//! Flume end to end on the embedded default, the durable file log: a database of JSON documents
+//! with a view, gated reads, a stream, a live subscription and a rebuild.
 //!
-//! Run it with `cargo run -p flume-log-memory --example quickstart`.
+//! Run it with `cargo run -p flume-log-offset --example quickstart [DIR]` (default
+//! `./flume-quickstart`). Run it again: the log keeps every earlier run's records.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use flume_core::{Db, Document, Postcard, Seq, StreamOpts, View, ViewError, ViewMeta, async_trait};
-use flume_log_memory::MemoryLog;
+use flume_log_offset::OffsetLog;
 use futures::{StreamExt, TryStreamExt};
 
 /// A view that counts documents by their `type` field (kept in memory here).
@@ -60,7 +61,14 @@ impl View<Document> for CountByType {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let db: Db<Document> = Db::open(MemoryLog::new(), Postcard).await?;
+    let dir = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "flume-quickstart".into());
+    let db: Db<Document> = Db::open(OffsetLog::open(&dir)?, Postcard).await?;
+    println!(
+        "database in {dir}: {} record(s) from earlier runs",
+        db.stream(StreamOpts::new().seqs()).count().await
+    );
     let counts = db.use_view("count_by_type", CountByType::default()).await?;
 
     // A live subscription: everything appended from now on, in log order.

@@ -1,0 +1,218 @@
+//! The byte layout of segment headers and record frames (see `docs/design-log-offset.md`).
+//!
+//! A frame is `header (16) | payload (len) | trailer (4)`:
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 0..4 | `len`: payload length, u32 LE |
+//! | 4..8 | `crc`: CRC32C of `seq` (u64 LE) ‖ bytes 0..4 ‖ bytes 8..end |
+//! | 8..14 | `watermark`: u48 LE, file offset below which the segment was synced when this frame was written |
+//! | 14 | `flags`: bit 0 = last frame of its batch; other bits zero |
+//! | 15 | reserved, zero |
+//! | 16..16+len | payload |
+//! | 16+len..20+len | `len` again, u32 LE, so frames can be walked backwards |
+//!
+//! The CRC is salted with the frame's seq (its logical offset), so a frame copied or embedded at
+//! another position (a log stored inside a record, a misdirected write) never validates there.
+
+/// Bytes before the payload.
+pub(crate) const HEADER: usize = 16;
+/// Bytes after the payload.
+pub(crate) const TRAILER: usize = 4;
+/// Bytes a frame adds to its payload.
+pub(crate) const OVERHEAD: u64 = (HEADER + TRAILER) as u64;
+/// The flag of the last frame of a batch: recovery keeps only whole batches.
+pub(crate) const BATCH_END: u8 = 1;
+/// The largest watermark a header can hold (u48).
+const WATERMARK_MAX: u64 = (1 << 48) - 1;
+
+/// Size of the segment file header.
+pub(crate) const SEG_HEADER: u64 = 32;
+const SEG_MAGIC: &[u8; 8] = b"FLUMELOG";
+const SEG_VERSION: u32 = 1;
+
+/// A parsed frame header; structurally plausible, not yet checksummed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub(crate) len: u32,
+    pub(crate) crc: u32,
+    pub(crate) watermark: u64,
+    pub(crate) flags: u8,
+}
+
+impl Header {
+    /// Total bytes of the frame this header starts.
+    pub(crate) fn frame_len(&self) -> u64 {
+        u64::from(self.len) + OVERHEAD
+    }
+
+    pub(crate) fn batch_end(&self) -> bool {
+        self.flags & BATCH_END != 0
+    }
+}
+
+/// Parse a header, rejecting impossible values before anything is allocated for the payload.
+///
+/// `pos` is the frame's file offset: a watermark above it cannot have been written.
+pub(crate) fn parse_header(b: &[u8], pos: u64, max_record: u32) -> Result<Header, &'static str> {
+    let len = u32_at(b, 0);
+    let crc = u32_at(b, 4);
+    let word = u64::from_le_bytes(arr8(&b[8..16]));
+    let watermark = word & WATERMARK_MAX;
+    let flags = b[14];
+    if b[15] != 0 || flags & !BATCH_END != 0 {
+        return Err("frame header has unknown flags");
+    }
+    if len > max_record {
+        return Err("frame length exceeds the maximum record size");
+    }
+    if watermark < SEG_HEADER || watermark > pos {
+        return Err("frame header has an impossible sync watermark");
+    }
+    Ok(Header {
+        len,
+        crc,
+        watermark,
+        flags,
+    })
+}
+
+/// Check a whole frame (`frame` holds exactly header, payload and trailer) at logical `seq`.
+pub(crate) fn verify(frame: &[u8], seq: u64, header: &Header) -> Result<(), &'static str> {
+    debug_assert_eq!(frame.len() as u64, header.frame_len());
+    let t = frame.len() - TRAILER;
+    if u32_at(frame, t) != header.len {
+        return Err("frame trailer does not match its header");
+    }
+    if checksum(seq, frame) != header.crc {
+        return Err("frame checksum mismatch");
+    }
+    Ok(())
+}
+
+/// The trailer's length field of a frame ending at the end of `b`.
+pub(crate) fn trailer_len(b: &[u8]) -> u32 {
+    u32_at(b, b.len() - TRAILER)
+}
+
+fn checksum(seq: u64, frame: &[u8]) -> u32 {
+    let c = crc32c::crc32c(&seq.to_le_bytes());
+    let c = crc32c::crc32c_append(c, &frame[0..4]);
+    crc32c::crc32c_append(c, &frame[8..])
+}
+
+/// Append one frame for `payload` at logical `seq` to `out`.
+pub(crate) fn encode(out: &mut Vec<u8>, seq: u64, payload: &[u8], watermark: u64, flags: u8) {
+    let start = out.len();
+    // Callers check the record size first; a payload over u32 would be a bug, not input.
+    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+    debug_assert!(watermark <= WATERMARK_MAX);
+    let word = (watermark & WATERMARK_MAX) | (u64::from(flags) << 48);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&word.to_le_bytes());
+    out.extend_from_slice(payload);
+    out.extend_from_slice(&len.to_le_bytes());
+    let crc = checksum(seq, &out[start..]);
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// The segment file header: magic, version and the segment's first logical offset.
+pub(crate) fn encode_segment_header(base: u64) -> [u8; SEG_HEADER as usize] {
+    let mut h = [0u8; SEG_HEADER as usize];
+    h[0..8].copy_from_slice(SEG_MAGIC);
+    h[8..12].copy_from_slice(&SEG_VERSION.to_le_bytes());
+    h[16..24].copy_from_slice(&base.to_le_bytes());
+    let crc = crc32c::crc32c(&h[0..28]);
+    h[28..32].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// Check a segment header against the base its file name claims.
+pub(crate) fn check_segment_header(h: &[u8], base: u64) -> Result<(), String> {
+    if h.len() < SEG_HEADER as usize || &h[0..8] != SEG_MAGIC {
+        return Err("not a Flume log segment (bad magic)".into());
+    }
+    if crc32c::crc32c(&h[0..28]) != u32_at(h, 28) {
+        return Err("segment header checksum mismatch".into());
+    }
+    let version = u32_at(h, 8);
+    if version != SEG_VERSION {
+        return Err(format!(
+            "segment format version {version} is not supported (this build reads version {SEG_VERSION})"
+        ));
+    }
+    let stored = u64::from_le_bytes(arr8(&h[16..24]));
+    if stored != base {
+        return Err(format!(
+            "segment header says it starts at {stored}, its file name says {base}"
+        ));
+    }
+    Ok(())
+}
+
+/// The file name of the segment whose first frame has logical offset `base`.
+pub(crate) fn segment_name(base: u64) -> String {
+    format!("{base:020}.log")
+}
+
+/// The base of a segment file name, if `name` is one.
+pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(".log")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(a)
+}
+
+fn arr8(b: &[u8]) -> [u8; 8] {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_and_salt() {
+        let mut buf = Vec::new();
+        encode(&mut buf, 77, b"hello", SEG_HEADER, BATCH_END);
+        let h = parse_header(&buf, 100, 1 << 20).unwrap();
+        assert_eq!(h.len, 5);
+        assert!(h.batch_end());
+        assert_eq!(h.frame_len(), buf.len() as u64);
+        verify(&buf, 77, &h).unwrap();
+        assert!(
+            verify(&buf, 78, &h).is_err(),
+            "the CRC is salted with the seq"
+        );
+        assert_eq!(trailer_len(&buf), 5);
+    }
+
+    #[test]
+    fn zeros_never_verify() {
+        let zeros = [0u8; 20];
+        if let Ok(h) = parse_header(&zeros, 100, 1 << 20) {
+            assert!(verify(&zeros, 0, &h).is_err());
+        }
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(segment_name(42), "00000000000000000042.log");
+        assert_eq!(parse_segment_name(&segment_name(u64::MAX)), Some(u64::MAX));
+        assert_eq!(parse_segment_name("42.log"), None);
+        assert_eq!(parse_segment_name("LOCK"), None);
+        let h = encode_segment_header(9);
+        check_segment_header(&h, 9).unwrap();
+        assert!(check_segment_header(&h, 10).is_err());
+    }
+}

@@ -1,0 +1,138 @@
+//! A sparse in-memory index of one segment's frame boundaries, built lazily.
+//!
+//! Seqs are byte offsets, so any number can be asked for; only the index can say whether a
+//! number is a frame start without trusting bytes that might be the inside of a payload (a
+//! record may itself contain valid-looking frames). The index walks the segment's frames from
+//! its start once, checking each frame's structure (header fields, trailer equal to header), and
+//! keeps one frame start every [`SAMPLE_GAP`] bytes: about 128 KiB per 64 MiB segment. A lookup
+//! walks at most one gap's worth of headers from the nearest sample.
+
+use flume_core::LogError;
+
+use crate::frame::{self, SEG_HEADER};
+use crate::segment::{Chunks, Ctx, Segment};
+use crate::storage::StorageFile;
+
+const SAMPLE_GAP: u64 = 4096;
+
+pub(crate) struct Index {
+    /// Frame starts (file positions), ascending; the first is the segment's first frame.
+    samples: Vec<u64>,
+    /// Every frame before this file position was walked; it is a frame boundary.
+    covered: u64,
+    /// Where the walk met a frame whose structure is broken, and why.
+    bad: Option<(u64, &'static str)>,
+}
+
+impl Index {
+    pub(crate) fn new() -> Self {
+        Index {
+            samples: vec![SEG_HEADER],
+            covered: SEG_HEADER,
+            bad: None,
+        }
+    }
+
+    /// The first frame start at or after file position `target`, or `hi` (the end of the
+    /// acknowledged data in this segment) when there is none before it.
+    ///
+    /// # Errors
+    /// [`LogError::Corrupt`] when a broken frame before `target` hides where frames start.
+    pub(crate) fn seek(
+        &mut self,
+        ctx: Ctx<'_>,
+        seg: &Segment,
+        file: &dyn StorageFile,
+        target: u64,
+        hi: u64,
+    ) -> Result<u64, LogError> {
+        let target = target.max(SEG_HEADER);
+        if target >= hi {
+            return Ok(hi);
+        }
+        if self.covered < target && self.bad.is_none() {
+            self.extend(ctx, seg, file, target, hi)?;
+        }
+        if let Some((at, reason)) = self.bad
+            && target > at
+        {
+            return Err(ctx.corrupt(&seg.name, at, reason));
+        }
+        let i = self.samples.partition_point(|&s| s <= target);
+        let mut p = self.samples[i.saturating_sub(1)];
+        let mut chunks = Chunks::new(file, SEG_HEADER, self.covered).ahead(2 * SAMPLE_GAP);
+        while p < target && p < self.covered {
+            // Walked before: the structure is known good.
+            let h = chunks
+                .get(p, frame::HEADER as u64)
+                .map_err(|e| ctx.io(&seg.name, e))?;
+            let header = frame::parse_header(&h, p, ctx.max_record)
+                .map_err(|r| ctx.corrupt(&seg.name, p, r))?;
+            p += header.frame_len();
+        }
+        Ok(p)
+    }
+
+    fn extend(
+        &mut self,
+        ctx: Ctx<'_>,
+        seg: &Segment,
+        file: &dyn StorageFile,
+        target: u64,
+        hi: u64,
+    ) -> Result<(), LogError> {
+        let mut p = self.covered;
+        let mut last = self.samples.last().copied().unwrap_or(SEG_HEADER);
+        let mut chunks = Chunks::new(file, SEG_HEADER, hi);
+        while p < target && p < hi {
+            match structure(&mut chunks, p, hi, ctx.max_record) {
+                Ok(len) => {
+                    if p - last >= SAMPLE_GAP {
+                        self.samples.push(p);
+                        last = p;
+                    }
+                    p += len;
+                }
+                Err(Some(reason)) => {
+                    self.bad = Some((p, reason));
+                    break;
+                }
+                Err(None) => {
+                    self.covered = p;
+                    return Err(ctx.corrupt(
+                        &seg.name,
+                        p,
+                        "the segment file is shorter than the log's data",
+                    ));
+                }
+            }
+        }
+        self.covered = p;
+        Ok(())
+    }
+}
+
+/// The length of the frame at `p` if its structure holds; `Err(None)` on a read failure.
+fn structure(
+    chunks: &mut Chunks<'_>,
+    p: u64,
+    hi: u64,
+    max_record: u32,
+) -> Result<u64, Option<&'static str>> {
+    if p + frame::OVERHEAD > hi {
+        return Err(Some("frame header runs past the end of the data"));
+    }
+    let h = chunks.get(p, frame::HEADER as u64).map_err(|_| None)?;
+    let header = frame::parse_header(&h, p, max_record).map_err(Some)?;
+    let len = header.frame_len();
+    if p + len > hi {
+        return Err(Some("frame runs past the end of the data"));
+    }
+    let t = chunks
+        .get(p + len - frame::TRAILER as u64, frame::TRAILER as u64)
+        .map_err(|_| None)?;
+    if frame::trailer_len(&t) != header.len {
+        return Err(Some("frame trailer does not match its header"));
+    }
+    Ok(len)
+}

@@ -1,0 +1,427 @@
+//! [`OffsetLog`]: the handle, its shared state, and the [`Log`] implementation.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, mpsc};
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+use flume_core::{AppendError, Log, LogError, ReadRange, Seq, async_trait};
+use tokio::sync::{Semaphore, oneshot, watch};
+
+use crate::options::Options;
+use crate::recovery;
+use crate::segment::{Ctx, Segment};
+use crate::storage::{FsStorage, LockError, Storage};
+use crate::writer::{Msg, Request, Writer};
+
+/// A durable, segmented file log. See the [crate docs](crate).
+pub struct OffsetLog {
+    shared: Arc<Shared>,
+    /// `None` for read-only logs.
+    writer: Option<WriterHandle>,
+}
+
+struct WriterHandle {
+    /// Taken by close: every append sent before it is processed before the close message.
+    tx: Mutex<Option<mpsc::Sender<Msg>>>,
+    /// Bytes of queued appends: the bound that keeps memory flat under any append rate.
+    queue: Arc<Semaphore>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// What readers and the writer share.
+pub(crate) struct Shared {
+    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) opts: Options,
+    state: RwLock<State>,
+    since_tx: Mutex<Option<watch::Sender<Option<Seq>>>>,
+    since_rx: watch::Receiver<Option<Seq>>,
+    closed: AtomicBool,
+    poisoned: Mutex<Option<String>>,
+    pub(crate) cache: Mutex<crate::reader::BoundaryCache>,
+    corruption: Option<(std::path::PathBuf, u64, String)>,
+}
+
+/// The acknowledged log: segments and where the data ends.
+pub(crate) struct State {
+    pub(crate) segments: Vec<Arc<Segment>>,
+    /// Logical end of acknowledged data.
+    pub(crate) end: u64,
+    /// The seq of the last acknowledged record.
+    pub(crate) last: Option<u64>,
+}
+
+impl Shared {
+    pub(crate) fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            storage: &*self.storage,
+            max_record: self.opts.max_record_size,
+        }
+    }
+
+    pub(crate) fn state(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn state_mut(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn check_open(&self) -> Result<(), LogError> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(LogError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub(crate) fn poison(&self, reason: String) {
+        lock(&self.poisoned).get_or_insert(reason);
+    }
+
+    pub(crate) fn poison_reason(&self) -> Option<String> {
+        lock(&self.poisoned).clone()
+    }
+
+    pub(crate) fn add_segment(&self, seg: Arc<Segment>) {
+        self.state_mut().segments.push(seg);
+    }
+
+    /// Make records up to logical `end` visible, the last one being `[last, last_end)`.
+    pub(crate) fn publish(&self, end: u64, last: u64, last_end: u64) {
+        {
+            let mut st = self.state_mut();
+            st.end = end;
+            st.last = Some(last);
+        }
+        lock(&self.cache).insert(last, last_end);
+        if let Some(tx) = lock(&self.since_tx).as_ref() {
+            tx.send_replace(Some(Seq(last)));
+        }
+    }
+}
+
+impl OffsetLog {
+    /// Open (or create) the log in directory `dir` with default [`Options`].
+    ///
+    /// # Errors
+    /// As [`open_with`](Self::open_with).
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, LogError> {
+        Self::open_with(dir, Options::default())
+    }
+
+    /// Open (or create) the log in directory `dir`.
+    ///
+    /// Recovery validates the tail only, so opening takes the same time for any log size: a torn
+    /// tail (the remains of a crash: a partial frame, an incomplete batch, garbage) is cut and
+    /// synced.
+    ///
+    /// # Errors
+    /// [`LogError::Locked`] when another writer (this process or another) has it open;
+    /// [`LogError::Corrupt`] naming the file and offset when synced data fails its checks (open
+    /// it with [`Options::read_only`] to read what precedes the damage); [`LogError::Io`].
+    pub fn open_with(dir: impl AsRef<Path>, opts: Options) -> Result<Self, LogError> {
+        let dir = dir.as_ref();
+        let storage = if opts.read_only {
+            FsStorage::existing(dir)
+        } else {
+            FsStorage::new(dir).map_err(|source| LogError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?
+        };
+        Self::open_storage(Arc::new(storage), opts)
+    }
+
+    /// Open the log over any [`Storage`] (tests use [`SimStorage`](crate::SimStorage)).
+    ///
+    /// # Errors
+    /// As [`open_with`](Self::open_with).
+    pub fn open_storage(storage: Arc<dyn Storage>, opts: Options) -> Result<Self, LogError> {
+        if opts.segment_size < 4096 || opts.max_record_size == 0 || opts.queue_bytes == 0 {
+            return Err(LogError::Other(
+                "invalid options: segment_size must be at least 4096 bytes, max_record_size and queue_bytes above zero".into(),
+            ));
+        }
+        let lock = if opts.read_only {
+            None
+        } else {
+            Some(storage.lock().map_err(|e| match e {
+                LockError::Held { holder } => LogError::Locked { holder },
+                LockError::Io(source) => LogError::Io {
+                    path: storage.path("LOCK"),
+                    source,
+                },
+            })?)
+        };
+        let rec = recovery::recover(&*storage, &opts)?;
+        let corruption = rec.corruption.map(|e| match e {
+            LogError::Corrupt {
+                file,
+                offset,
+                reason,
+            } => (file, offset, reason),
+            other => (std::path::PathBuf::new(), 0, other.to_string()),
+        });
+        let (since_tx, since_rx) = watch::channel(rec.last.map(|(s, _)| Seq(s)));
+        let mut cache = crate::reader::BoundaryCache::default();
+        if let Some((s, e)) = rec.last {
+            cache.insert(s, e);
+        }
+        let active = rec.segments.last().cloned();
+        let shared = Arc::new(Shared {
+            storage,
+            state: RwLock::new(State {
+                segments: rec.segments,
+                end: rec.end,
+                last: rec.last.map(|(s, _)| s),
+            }),
+            since_tx: Mutex::new(Some(since_tx)),
+            since_rx,
+            closed: AtomicBool::new(false),
+            poisoned: Mutex::new(None),
+            cache: Mutex::new(cache),
+            corruption,
+            opts,
+        });
+        let writer = match (lock, rec.tail, active) {
+            (Some(lock), Some((file, pos)), Some(seg)) => {
+                let (tx, rx) = mpsc::channel();
+                let w = Writer::new(shared.clone(), seg, file, pos, lock);
+                let thread = std::thread::Builder::new()
+                    .name("flume-log-writer".into())
+                    .spawn(move || w.run(rx))
+                    .map_err(|e| LogError::Io {
+                        path: shared.storage.path(""),
+                        source: e,
+                    })?;
+                Some(WriterHandle {
+                    tx: Mutex::new(Some(tx)),
+                    queue: Arc::new(Semaphore::new(shared.opts.queue_bytes)),
+                    thread: Mutex::new(Some(thread)),
+                })
+            }
+            _ => None,
+        };
+        Ok(OffsetLog { shared, writer })
+    }
+
+    /// The options the log was opened with.
+    pub fn options(&self) -> &Options {
+        &self.shared.opts
+    }
+
+    /// For logs opened read-only: the corruption that ends the readable data early, if any.
+    /// (A writable open refuses such a log with the same error.)
+    pub fn corruption(&self) -> Option<LogError> {
+        self.shared
+            .corruption
+            .as_ref()
+            .map(|(file, offset, reason)| LogError::Corrupt {
+                file: file.clone(),
+                offset: *offset,
+                reason: reason.clone(),
+            })
+    }
+
+    /// The first seq still in the log (records below it were retired), or `None` when empty.
+    pub fn first(&self) -> Option<Seq> {
+        let st = self.shared.state();
+        let first = st.segments.first().map_or(st.end, |s| s.base);
+        st.last.map(|_| Seq(first))
+    }
+
+    /// Make every acknowledged record durable now (useful in [`Durability::Buffered`]
+    /// mode; in `Sync` mode they already are).
+    ///
+    /// [`Durability::Buffered`]: crate::Durability::Buffered
+    ///
+    /// # Errors
+    /// [`LogError::Poisoned`] or [`LogError::Io`] when the sync fails (the writer is then
+    /// poisoned); [`LogError::Closed`]; [`LogError::ReadOnly`].
+    pub async fn sync(&self) -> Result<(), LogError> {
+        self.shared.check_open()?;
+        let w = self.writer.as_ref().ok_or(LogError::ReadOnly)?;
+        let (tx, rx) = oneshot::channel();
+        {
+            let sender = lock(&w.tx);
+            let sender = sender.as_ref().ok_or(LogError::Closed)?;
+            sender.send(Msg::Sync(tx)).map_err(|_| LogError::Closed)?;
+        }
+        rx.await.unwrap_or(Err(LogError::Closed))
+    }
+
+    /// Retire (delete) the whole segments that hold only records below `seq`; returns the new
+    /// first seq. The segment holding the last record is always kept. Reads and `get` below the
+    /// new first seq fail with [`LogError::Truncated`].
+    ///
+    /// # Errors
+    /// [`LogError::ReadOnly`], [`LogError::Closed`], [`LogError::Io`] deleting files.
+    pub fn retire_before(&self, seq: Seq) -> Result<Option<Seq>, LogError> {
+        self.shared.check_open()?;
+        if self.writer.is_none() {
+            return Err(LogError::ReadOnly);
+        }
+        let retired: Vec<Arc<Segment>> = {
+            let mut st = self.shared.state_mut();
+            let Some(last) = st.last else {
+                return Ok(None);
+            };
+            let keep = st
+                .segments
+                .partition_point(|s| s.base <= last)
+                .saturating_sub(1);
+            let mut n = 0;
+            while n < keep && st.segments[n + 1].base <= seq.0 {
+                n += 1;
+            }
+            st.segments.drain(..n).collect()
+        };
+        // Oldest first: a crash midway leaves a contiguous suffix.
+        for seg in &retired {
+            self.shared
+                .storage
+                .remove(&seg.name)
+                .map_err(|e| self.shared.ctx().io(&seg.name, e))?;
+        }
+        if !retired.is_empty() {
+            self.shared
+                .storage
+                .sync_dir()
+                .map_err(|e| self.shared.ctx().io("", e))?;
+        }
+        Ok(self.first())
+    }
+
+    /// Stop the writer after it has processed everything queued; wait for it when `wait`.
+    fn shutdown(&self) -> Option<oneshot::Receiver<Result<(), LogError>>> {
+        let w = self.writer.as_ref()?;
+        w.queue.close();
+        let tx = lock(&w.tx).take()?;
+        let (done_tx, done_rx) = oneshot::channel();
+        let _ = tx.send(Msg::Close(done_tx));
+        Some(done_rx)
+    }
+
+    fn join(&self) {
+        if let Some(w) = &self.writer
+            && let Some(t) = lock(&w.thread).take()
+        {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for OffsetLog {
+    fn drop(&mut self) {
+        if !self.shared.closed.swap(true, Ordering::AcqRel) {
+            self.shutdown();
+            // The lock is released when the writer stops: a reopen right after drop must work.
+            self.join();
+            lock(&self.shared.since_tx).take();
+        }
+    }
+}
+
+#[async_trait]
+impl Log for OffsetLog {
+    async fn append_batch(&self, records: Vec<Bytes>) -> Result<Vec<Seq>, AppendError<Vec<Bytes>>> {
+        let fail = |error, rejected| Err(AppendError { error, rejected });
+        if let Err(e) = self.shared.check_open() {
+            return fail(e, records);
+        }
+        let Some(w) = &self.writer else {
+            return fail(LogError::ReadOnly, records);
+        };
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Some(reason) = self.shared.poison_reason() {
+            return fail(LogError::Poisoned { reason }, records);
+        }
+        let max = self.shared.opts.max_record_size;
+        if let Some(r) = records.iter().find(|r| r.len() as u64 > u64::from(max)) {
+            let size = r.len() as u64;
+            return fail(
+                LogError::TooLarge {
+                    size,
+                    max: u64::from(max),
+                },
+                records,
+            );
+        }
+        let bytes: u64 = records
+            .iter()
+            .map(|r| r.len() as u64 + crate::frame::OVERHEAD)
+            .sum();
+        // A batch larger than the whole queue still goes, alone.
+        let permits = bytes
+            .min(self.shared.opts.queue_bytes as u64)
+            .min(u64::from(u32::MAX));
+        let Ok(permit) = w.queue.clone().acquire_many_owned(permits as u32).await else {
+            return fail(LogError::Closed, records);
+        };
+        let (reply, rx) = oneshot::channel();
+        let request = Request {
+            records,
+            reply,
+            _permit: permit,
+        };
+        {
+            let tx = lock(&w.tx);
+            let Some(tx) = tx.as_ref() else {
+                return fail(LogError::Closed, request.records);
+            };
+            if let Err(mpsc::SendError(msg)) = tx.send(Msg::Append(request)) {
+                let records = match msg {
+                    Msg::Append(r) => r.records,
+                    _ => Vec::new(),
+                };
+                return fail(LogError::Closed, records);
+            }
+        }
+        match rx.await {
+            Ok(Ok(seqs)) => Ok(seqs),
+            Ok(Err((error, rejected))) => Err(AppendError { error, rejected }),
+            Err(_) => fail(
+                LogError::Poisoned {
+                    reason: "the writer thread stopped unexpectedly".into(),
+                },
+                Vec::new(),
+            ),
+        }
+    }
+
+    async fn get(&self, seq: Seq) -> Result<Bytes, LogError> {
+        self.shared.check_open()?;
+        self.shared.get(seq)
+    }
+
+    async fn read(&self, range: ReadRange) -> Result<Vec<(Seq, Bytes)>, LogError> {
+        self.shared.check_open()?;
+        self.shared.read(&range)
+    }
+
+    fn since(&self) -> watch::Receiver<Option<Seq>> {
+        self.shared.since_rx.clone()
+    }
+
+    async fn close(&self) -> Result<(), LogError> {
+        if self.shared.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let result = match self.shutdown() {
+            Some(done) => done.await.unwrap_or(Ok(())),
+            None => Ok(()),
+        };
+        self.join();
+        // Dropping the sender closes every `since` receiver, which ends live streams.
+        lock(&self.shared.since_tx).take();
+        result
+    }
+}
+
+pub(crate) fn lock<X>(m: &Mutex<X>) -> MutexGuard<'_, X> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

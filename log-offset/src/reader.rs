@@ -1,0 +1,249 @@
+//! Reads: `get`, and forward and backward range reads across segments.
+//!
+//! Reads see only acknowledged data: they take `end` (and the last seq) once, at the start, and
+//! never look past it. Every frame returned is checked (structure and salted CRC); a frame that
+//! fails at a known boundary is [`LogError::Corrupt`], never returned.
+//!
+//! A read must start at a frame boundary. Streams continue from the last seq they were given,
+//! which the [`BoundaryCache`] remembers, so they do not touch the index; any other bound is
+//! resolved by the segment's sparse index, which is exact.
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use flume_core::{LogError, ReadRange, Seq};
+
+use crate::frame::SEG_HEADER;
+use crate::log::{Shared, lock};
+use crate::segment::{Chunks, Segment, bad_to_error, frame_at, frame_before};
+
+const CACHE: usize = 64;
+
+/// Recently returned or appended frames, as `(start, end)` logical offsets: known boundaries.
+#[derive(Default)]
+pub(crate) struct BoundaryCache {
+    entries: Vec<(u64, u64)>,
+    next: usize,
+}
+
+impl BoundaryCache {
+    pub(crate) fn insert(&mut self, start: u64, end: u64) {
+        if self.entries.iter().any(|e| e.0 == start) {
+            return;
+        }
+        if self.entries.len() < CACHE {
+            self.entries.push((start, end));
+        } else {
+            self.entries[self.next] = (start, end);
+            self.next = (self.next + 1) % CACHE;
+        }
+    }
+
+    fn end_of(&self, start: u64) -> Option<u64> {
+        self.entries.iter().find(|e| e.0 == start).map(|e| e.1)
+    }
+}
+
+/// What a read sees: fixed when it starts.
+struct View {
+    first: u64,
+    end: u64,
+    last: u64,
+}
+
+impl Shared {
+    fn view(&self) -> Option<View> {
+        let st = self.state();
+        let last = st.last?;
+        Some(View {
+            first: st.segments.first().map_or(st.end, |s| s.base),
+            end: st.end,
+            last,
+        })
+    }
+
+    /// The segment holding logical offset `x`, and the logical end of its visible data.
+    fn segment(&self, x: u64, view: &View) -> Result<(Arc<Segment>, u64), LogError> {
+        let st = self.state();
+        let i = st.segments.partition_point(|s| s.base <= x);
+        if i == 0 {
+            let first = st.segments.first().map_or(st.end, |s| s.base);
+            return Err(LogError::Truncated {
+                seq: Seq(x),
+                first: Seq(first),
+            });
+        }
+        let seg = st.segments[i - 1].clone();
+        let hi = st
+            .segments
+            .get(i)
+            .map_or(view.end, |n| n.base)
+            .min(view.end);
+        Ok((seg, hi))
+    }
+
+    /// The first frame start at or after logical `x` (or `view.end`).
+    fn seek(&self, x: u64, view: &View) -> Result<u64, LogError> {
+        if x >= view.end {
+            return Ok(view.end);
+        }
+        let x = x.max(view.first);
+        let (seg, hi) = self.segment(x, view)?;
+        let ctx = self.ctx();
+        let file = seg.file(ctx)?;
+        let pos = seg
+            .index()
+            .seek(ctx, &seg, &*file, seg.pos(x), seg.pos(hi))?;
+        Ok(seg.seq(pos))
+    }
+
+    pub(crate) fn get(&self, seq: Seq) -> Result<Bytes, LogError> {
+        let not = LogError::NotARecord { seq };
+        let Some(view) = self.view() else {
+            return Err(not);
+        };
+        if seq.0 < view.first {
+            return Err(LogError::Truncated {
+                seq,
+                first: Seq(view.first),
+            });
+        }
+        if seq.0 >= view.end {
+            return Err(not);
+        }
+        let known = lock(&self.cache).end_of(seq.0).is_some();
+        if !known && self.seek(seq.0, &view)? != seq.0 {
+            return Err(not);
+        }
+        let (seg, hi) = self.segment(seq.0, &view)?;
+        let ctx = self.ctx();
+        let file = seg.file(ctx)?;
+        // No read-ahead: a get reads its header, then its frame.
+        let mut chunks = Chunks::new(&*file, SEG_HEADER, seg.pos(hi)).ahead(0);
+        let pos = seg.pos(seq.0);
+        let frame = frame_at(&mut chunks, &seg, pos, seg.pos(hi), ctx.max_record)
+            .map_err(|b| bad_to_error(ctx, &seg, pos, b))?;
+        Ok(frame.payload())
+    }
+
+    pub(crate) fn read(&self, range: &ReadRange) -> Result<Vec<(Seq, Bytes)>, LogError> {
+        let Some(view) = self.view() else {
+            return Ok(Vec::new());
+        };
+        if range.max == 0 {
+            return Ok(Vec::new());
+        }
+        let below_first = match range.lower {
+            Bound::Included(s) => s.0 < view.first,
+            Bound::Excluded(s) => s.0.saturating_add(1) < view.first,
+            Bound::Unbounded => false,
+        };
+        if below_first {
+            let seq = match range.lower {
+                Bound::Included(s) | Bound::Excluded(s) => s,
+                Bound::Unbounded => Seq(view.first),
+            };
+            return Err(LogError::Truncated {
+                seq,
+                first: Seq(view.first),
+            });
+        }
+        let (out, last_end) = if range.reverse {
+            self.read_back(range, &view)?
+        } else {
+            self.read_fwd(range, &view)?
+        };
+        if let Some(&(seq, _)) = out.last() {
+            lock(&self.cache).insert(seq.0, last_end);
+        }
+        Ok(out)
+    }
+
+    /// The records, and the logical end of the last one.
+    fn read_fwd(&self, range: &ReadRange, view: &View) -> Result<(Records, u64), LogError> {
+        let known = |s: u64| lock(&self.cache).end_of(s);
+        let mut x = match range.lower {
+            Bound::Unbounded => view.first,
+            Bound::Included(s) if known(s.0).is_some() => s.0,
+            Bound::Included(s) => self.seek(s.0, view)?,
+            Bound::Excluded(s) => match known(s.0) {
+                Some(end) => end,
+                None => self.seek(s.0.saturating_add(1), view)?,
+            },
+        };
+        let mut out = Vec::new();
+        let mut last_end = 0;
+        let ctx = self.ctx();
+        while x < view.end && out.len() < range.max {
+            let (seg, hi) = self.segment(x, view)?;
+            let file = seg.file(ctx)?;
+            let hi_pos = seg.pos(hi);
+            let mut chunks = Chunks::new(&*file, SEG_HEADER, hi_pos);
+            let mut p = seg.pos(x);
+            while p < hi_pos && out.len() < range.max {
+                let seq = Seq(seg.seq(p));
+                if !range.contains(seq) {
+                    return Ok((out, last_end));
+                }
+                let f = frame_at(&mut chunks, &seg, p, hi_pos, ctx.max_record)
+                    .map_err(|b| bad_to_error(ctx, &seg, p, b))?;
+                p += f.header.frame_len();
+                last_end = seg.seq(p);
+                let value = if range.values {
+                    f.payload()
+                } else {
+                    Bytes::new()
+                };
+                out.push((seq, value));
+            }
+            x = seg.seq(p);
+        }
+        Ok((out, last_end))
+    }
+
+    /// The records, newest first, and the logical end of the last (oldest) one.
+    fn read_back(&self, range: &ReadRange, view: &View) -> Result<(Records, u64), LogError> {
+        let known = |s: u64| lock(&self.cache).end_of(s);
+        // `x` is a boundary: the read returns the frames that end at or before it.
+        let mut x = match range.upper {
+            Bound::Unbounded => view.end,
+            Bound::Included(s) if s.0 >= view.last => view.end,
+            Bound::Included(s) => match known(s.0) {
+                Some(end) => end,
+                None => self.seek(s.0.saturating_add(1), view)?,
+            },
+            Bound::Excluded(s) if known(s.0).is_some() => s.0,
+            Bound::Excluded(s) => self.seek(s.0, view)?,
+        };
+        let mut out = Vec::new();
+        let mut last_end = 0;
+        let ctx = self.ctx();
+        while x > view.first && out.len() < range.max {
+            let (seg, _) = self.segment(x - 1, view)?;
+            let file = seg.file(ctx)?;
+            let mut p = seg.pos(x);
+            let mut chunks = Chunks::new(&*file, SEG_HEADER, p);
+            while p > SEG_HEADER && out.len() < range.max {
+                let (start, f) = frame_before(&mut chunks, &seg, p, SEG_HEADER, ctx.max_record)
+                    .map_err(|b| bad_to_error(ctx, &seg, p, b))?;
+                let seq = Seq(seg.seq(start));
+                if !range.contains(seq) {
+                    return Ok((out, last_end));
+                }
+                last_end = seg.seq(p);
+                p = start;
+                let value = if range.values {
+                    f.payload()
+                } else {
+                    Bytes::new()
+                };
+                out.push((seq, value));
+            }
+            x = seg.seq(p);
+        }
+        Ok((out, last_end))
+    }
+}
+
+type Records = Vec<(Seq, Bytes)>;

@@ -1,0 +1,282 @@
+//! Opening a log directory: find the segments, validate the tail, cut a torn tail.
+//!
+//! Only the last segment can hold frames that were never synced: the writer syncs a segment
+//! before it creates the next one. So open checks the sealed segments' lengths (metadata only)
+//! and reads just the tail of the last one; the cost does not grow with the log.
+//!
+//! The tail algorithm relies on each frame's *watermark*: the file offset below which its segment
+//! was synced when the frame was written. Bytes past the newest watermark were never known to be
+//! durable, so after a power loss they can hold any mix of old, new and zeroed sectors; bytes below
+//! it were synced, so damage there is corruption, never a torn write.
+//!
+//! 1. Search backwards from the end of the file for the last frame that fully checks (its CRC is
+//!    salted with its position, so a frame embedded in a payload never matches). Its watermark `w`
+//!    bounds the torn window; with no such frame `w` is the segment's first frame.
+//! 2. Walk forwards from `w`, keeping frames while they check; the end is the end of the last frame
+//!    that closes a batch. Everything after it (a bad frame, an incomplete batch, garbage) is a
+//!    torn tail: cut and synced.
+//! 3. Walk backwards from the end over `verify_tail_bytes` more (at least one frame), checking
+//!    every frame: any failure there is [`LogError::Corrupt`].
+
+use std::sync::Arc;
+
+use flume_core::LogError;
+
+use crate::frame::{self, SEG_HEADER};
+use crate::options::Options;
+use crate::segment::{Bad, Chunks, Ctx, Segment, bad_to_error, frame_at, frame_before};
+use crate::storage::{Storage, StorageFile};
+
+/// The state of the log found on disk.
+pub(crate) struct Recovered {
+    /// Ascending by base; tile the logical space from the first retained offset to `end`.
+    pub(crate) segments: Vec<Arc<Segment>>,
+    /// Logical end of the valid data.
+    pub(crate) end: u64,
+    /// Logical start and end of the last record.
+    pub(crate) last: Option<(u64, u64)>,
+    /// The last segment's file position where appends continue (writable opens).
+    pub(crate) tail: Option<(Arc<dyn StorageFile>, u64)>,
+    /// Read-only opens: the corruption that stopped the valid data early.
+    pub(crate) corruption: Option<LogError>,
+}
+
+pub(crate) fn recover(storage: &dyn Storage, opts: &Options) -> Result<Recovered, LogError> {
+    let ctx = Ctx {
+        storage,
+        max_record: opts.max_record_size,
+    };
+    let writable = !opts.read_only;
+    let dir_err = |e| ctx.io("", e);
+    let mut bases = Vec::new();
+    let mut removed = false;
+    for name in storage.list().map_err(dir_err)? {
+        if let Some(base) = frame::parse_segment_name(&name) {
+            bases.push(base);
+        } else if writable && name.ends_with(".log.tmp") {
+            // A segment whose creation never completed: it never held a frame.
+            storage.remove(&name).map_err(|e| ctx.io(&name, e))?;
+            removed = true;
+        }
+    }
+    if removed {
+        storage.sync_dir().map_err(dir_err)?;
+    }
+    bases.sort_unstable();
+    let Some(&last_base) = bases.last() else {
+        if !writable {
+            return Ok(Recovered {
+                segments: Vec::new(),
+                end: 0,
+                last: None,
+                tail: None,
+                corruption: None,
+            });
+        }
+        let file = create_segment(ctx, 0)?;
+        return Ok(Recovered {
+            segments: vec![Arc::new(Segment::new(0, Some(file.clone())))],
+            end: 0,
+            last: None,
+            tail: Some((file, SEG_HEADER)),
+            corruption: None,
+        });
+    };
+
+    // Sealed segments were synced whole before their successor existed: their lengths must tile.
+    let mut segments = Vec::with_capacity(bases.len());
+    for pair in bases.windows(2) {
+        let name = frame::segment_name(pair[0]);
+        let len = storage.file_len(&name).map_err(|e| ctx.io(&name, e))?;
+        if len < SEG_HEADER || pair[0] + (len - SEG_HEADER) != pair[1] {
+            return Err(ctx.corrupt(
+                &name,
+                len,
+                format!(
+                    "the segment's length does not reach the next segment's first offset {}: a segment is damaged or missing",
+                    pair[1]
+                ),
+            ));
+        }
+        segments.push(Arc::new(Segment::new(pair[0], None)));
+    }
+
+    let name = frame::segment_name(last_base);
+    let file = storage
+        .open(&name, writable)
+        .map_err(|e| ctx.io(&name, e))?;
+    let seg = Arc::new(Segment::new(last_base, Some(file.clone())));
+    let mut h = [0u8; SEG_HEADER as usize];
+    file.read_exact_at(&mut h, 0)
+        .map_err(|_| ctx.corrupt(&name, 0, "segment header is missing"))?;
+    frame::check_segment_header(&h, last_base).map_err(|r| ctx.corrupt(&name, 0, r))?;
+    let len = file.len().map_err(|e| ctx.io(&name, e))?;
+
+    let mut corruption = None;
+    let (end, last) = match scan_tail(ctx, &seg, &*file, len, opts.verify_tail_bytes) {
+        Ok(t) => t,
+        Err(e @ LogError::Corrupt { .. }) if !writable => {
+            corruption = Some(e);
+            scan_until_bad(ctx, &seg, &*file, len)?
+        }
+        Err(e) => return Err(e),
+    };
+    if writable {
+        if end < len {
+            file.set_len(end).map_err(|e| ctx.io(&name, e))?;
+        }
+        // Also makes durable a valid tail that a crashed process left only in the page cache:
+        // new frames will name `end` as their watermark.
+        file.sync_data().map_err(|e| ctx.io(&name, e))?;
+    }
+    let mut last = last.map(|(s, e)| (seg.seq(s), seg.seq(e)));
+    segments.push(seg.clone());
+    if last.is_none() {
+        last = last_of_sealed(ctx, &segments[..segments.len() - 1])?;
+    }
+    Ok(Recovered {
+        end: seg.seq(end),
+        segments,
+        last,
+        tail: writable.then_some((file, end)),
+        corruption,
+    })
+}
+
+/// Steps 1–3 of the module docs: the end of the valid data (a file position) and the file
+/// positions of the last frame.
+fn scan_tail(
+    ctx: Ctx<'_>,
+    seg: &Segment,
+    file: &dyn StorageFile,
+    len: u64,
+    verify_bytes: u64,
+) -> Result<(u64, Option<(u64, u64)>), LogError> {
+    let max = ctx.max_record;
+    let mut chunks = Chunks::new(file, SEG_HEADER, len);
+
+    // 1. The newest frame that checks, and its watermark.
+    let mut p = len;
+    let mut watermark = SEG_HEADER;
+    while p >= SEG_HEADER + frame::OVERHEAD {
+        match frame_before(&mut chunks, seg, p, SEG_HEADER, max) {
+            Ok((_, f)) => {
+                watermark = f.header.watermark;
+                break;
+            }
+            Err(Bad::Io(e)) => return Err(ctx.io(&seg.name, e)),
+            Err(Bad::Frame(_)) => p -= 1,
+        }
+    }
+
+    // 2. Forward from the watermark: whole batches only.
+    let mut end = watermark;
+    let mut p = watermark;
+    while p < len {
+        match frame_at(&mut chunks, seg, p, len, max) {
+            Ok(f) => {
+                p += f.header.frame_len();
+                if f.header.batch_end() {
+                    end = p;
+                }
+            }
+            Err(Bad::Io(e)) => return Err(ctx.io(&seg.name, e)),
+            Err(Bad::Frame(_)) => break,
+        }
+    }
+
+    // 3. Backward from the end: below the watermark every frame was synced, so must check.
+    let mut q = end;
+    let mut last = None;
+    while q > SEG_HEADER {
+        match frame_before(&mut chunks, seg, q, SEG_HEADER, max) {
+            Ok((s, f)) => {
+                if last.is_none() {
+                    if !f.header.batch_end() {
+                        return Err(ctx.corrupt(
+                            &seg.name,
+                            s,
+                            "the last frame before a synced point does not close its batch",
+                        ));
+                    }
+                    last = Some((s, q));
+                }
+                q = s;
+            }
+            Err(Bad::Io(e)) => return Err(ctx.io(&seg.name, e)),
+            Err(Bad::Frame(reason)) => {
+                return Err(ctx.corrupt(
+                    &seg.name,
+                    q,
+                    format!("the frame ending at this offset, below a synced point: {reason}"),
+                ));
+            }
+        }
+        if end - q >= verify_bytes {
+            break;
+        }
+    }
+    Ok((end, last))
+}
+
+/// Read-only fallback after corruption: the valid whole batches before the first bad frame.
+/// Reads the whole last segment, which only damaged logs pay.
+fn scan_until_bad(
+    ctx: Ctx<'_>,
+    seg: &Segment,
+    file: &dyn StorageFile,
+    len: u64,
+) -> Result<(u64, Option<(u64, u64)>), LogError> {
+    let mut chunks = Chunks::new(file, SEG_HEADER, len);
+    let (mut p, mut end, mut last) = (SEG_HEADER, SEG_HEADER, None);
+    while p < len {
+        match frame_at(&mut chunks, seg, p, len, ctx.max_record) {
+            Ok(f) => {
+                let start = p;
+                p += f.header.frame_len();
+                if f.header.batch_end() {
+                    end = p;
+                    last = Some((start, p));
+                }
+            }
+            Err(Bad::Io(e)) => return Err(ctx.io(&seg.name, e)),
+            Err(Bad::Frame(_)) => break,
+        }
+    }
+    Ok((end, last))
+}
+
+/// The last record of the newest non-empty sealed segment (the last segment may be empty).
+fn last_of_sealed(ctx: Ctx<'_>, sealed: &[Arc<Segment>]) -> Result<Option<(u64, u64)>, LogError> {
+    for seg in sealed.iter().rev() {
+        let file = seg.file(ctx)?;
+        let len = file.len().map_err(|e| ctx.io(&seg.name, e))?;
+        if len == SEG_HEADER {
+            continue;
+        }
+        let mut chunks = Chunks::new(&*file, SEG_HEADER, len);
+        let (s, _) = frame_before(&mut chunks, seg, len, SEG_HEADER, ctx.max_record)
+            .map_err(|b| bad_to_error(ctx, seg, len, b))?;
+        return Ok(Some((seg.seq(s), seg.seq(len))));
+    }
+    Ok(None)
+}
+
+/// Create a segment so that it either exists complete or not at all: write the header to a
+/// temporary name, sync it, rename it, sync the directory.
+pub(crate) fn create_segment(ctx: Ctx<'_>, base: u64) -> Result<Arc<dyn StorageFile>, LogError> {
+    let storage = ctx.storage;
+    let name = frame::segment_name(base);
+    let tmp = format!("{name}.tmp");
+    let io = |e| ctx.io(&name, e);
+    if storage.file_len(&tmp).is_ok() {
+        storage.remove(&tmp).map_err(io)?;
+    }
+    let file = storage.create(&tmp).map_err(io)?;
+    file.write_all_at(&frame::encode_segment_header(base), 0)
+        .map_err(io)?;
+    file.sync_data().map_err(io)?;
+    storage.rename(&tmp, &name).map_err(io)?;
+    storage.sync_dir().map_err(io)?;
+    Ok(file)
+}

@@ -1,0 +1,263 @@
+//! One segment file: its place in the logical offset space, its lazily opened handle, its index,
+//! and the chunked reader that walks its frames.
+
+use std::io;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use bytes::Bytes;
+use flume_core::LogError;
+
+use crate::frame::{self, SEG_HEADER};
+use crate::index::Index;
+use crate::storage::{Storage, StorageFile};
+
+/// Bytes read per I/O when walking frames: large enough to amortise the call over many small
+/// records, small enough to keep readers' memory low.
+pub(crate) const CHUNK: usize = 256 << 10;
+
+/// What every read needs to name files in errors and bound allocations.
+#[derive(Clone, Copy)]
+pub(crate) struct Ctx<'a> {
+    pub(crate) storage: &'a dyn Storage,
+    pub(crate) max_record: u32,
+}
+
+impl Ctx<'_> {
+    pub(crate) fn corrupt(&self, name: &str, offset: u64, reason: impl Into<String>) -> LogError {
+        LogError::Corrupt {
+            file: self.storage.path(name),
+            offset,
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn io(&self, name: &str, source: io::Error) -> LogError {
+        LogError::Io {
+            path: self.storage.path(name),
+            source,
+        }
+    }
+}
+
+/// A segment: frames whose logical offsets start at `base`. File offset `p` holds logical offset
+/// `base + p - SEG_HEADER`, so segments tile the logical space without gaps.
+pub(crate) struct Segment {
+    pub(crate) base: u64,
+    pub(crate) name: String,
+    file: OnceLock<Arc<dyn StorageFile>>,
+    index: Mutex<Index>,
+}
+
+impl Segment {
+    pub(crate) fn new(base: u64, file: Option<Arc<dyn StorageFile>>) -> Self {
+        let cell = OnceLock::new();
+        if let Some(f) = file {
+            let _ = cell.set(f);
+        }
+        Segment {
+            base,
+            name: frame::segment_name(base),
+            file: cell,
+            index: Mutex::new(Index::new()),
+        }
+    }
+
+    /// The file position of logical offset `seq` (which must be ≥ base).
+    pub(crate) fn pos(&self, seq: u64) -> u64 {
+        seq - self.base + SEG_HEADER
+    }
+
+    /// The logical offset of file position `pos`.
+    pub(crate) fn seq(&self, pos: u64) -> u64 {
+        self.base + pos - SEG_HEADER
+    }
+
+    /// The file, opened (and its header checked) on first use: a log of many segments keeps
+    /// descriptors only for those it reads.
+    pub(crate) fn file(&self, ctx: Ctx<'_>) -> Result<Arc<dyn StorageFile>, LogError> {
+        if let Some(f) = self.file.get() {
+            return Ok(f.clone());
+        }
+        let f = ctx
+            .storage
+            .open(&self.name, false)
+            .map_err(|e| ctx.io(&self.name, e))?;
+        let mut h = [0u8; SEG_HEADER as usize];
+        f.read_exact_at(&mut h, 0)
+            .map_err(|_| ctx.corrupt(&self.name, 0, "segment header is missing"))?;
+        frame::check_segment_header(&h, self.base).map_err(|r| ctx.corrupt(&self.name, 0, r))?;
+        Ok(self.file.get_or_init(|| f).clone())
+    }
+
+    pub(crate) fn index(&self) -> MutexGuard<'_, Index> {
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Reads a file region by chunks, so walking many small frames costs few system calls. Returned
+/// slices share the chunk (records are handed out without copying).
+pub(crate) struct Chunks<'a> {
+    file: &'a dyn StorageFile,
+    buf: Bytes,
+    start: u64,
+    /// Reads never leave `[lo, hi)`.
+    lo: u64,
+    hi: u64,
+    /// Read-ahead: starts small (a `get` or a short read stays cheap) and doubles with every
+    /// load up to `max_ahead` (scans amortise their system calls).
+    ahead: u64,
+    max_ahead: u64,
+}
+
+impl<'a> Chunks<'a> {
+    pub(crate) fn new(file: &'a dyn StorageFile, lo: u64, hi: u64) -> Self {
+        Chunks {
+            file,
+            buf: Bytes::new(),
+            start: 0,
+            lo,
+            hi,
+            ahead: 16 << 10,
+            max_ahead: CHUNK as u64,
+        }
+    }
+
+    /// Read at most `n` bytes beyond what is asked (default: up to [`CHUNK`]).
+    pub(crate) fn ahead(mut self, n: u64) -> Self {
+        self.ahead = n;
+        self.max_ahead = n;
+        self
+    }
+
+    fn cached(&self, pos: u64, n: u64) -> Option<Bytes> {
+        let end = self.start + self.buf.len() as u64;
+        (pos >= self.start && pos + n <= end).then(|| {
+            self.buf
+                .slice((pos - self.start) as usize..(pos - self.start + n) as usize)
+        })
+    }
+
+    /// `n` bytes at `pos`, reading ahead (forward walks). The caller checks `pos + n <= hi`.
+    pub(crate) fn get(&mut self, pos: u64, n: u64) -> io::Result<Bytes> {
+        if let Some(b) = self.cached(pos, n) {
+            return Ok(b);
+        }
+        let len = n.max(self.ahead).min(self.hi.saturating_sub(pos)).max(n);
+        self.load(pos, len)?;
+        Ok(self.cached(pos, n).unwrap_or_default())
+    }
+
+    /// `n` bytes at `pos`, reading behind (backward walks). The caller checks `pos >= lo`.
+    pub(crate) fn get_back(&mut self, pos: u64, n: u64) -> io::Result<Bytes> {
+        if let Some(b) = self.cached(pos, n) {
+            return Ok(b);
+        }
+        let end = pos + n;
+        let start = end.saturating_sub(self.ahead).max(self.lo).min(pos);
+        self.load(start, end - start)?;
+        Ok(self.cached(pos, n).unwrap_or_default())
+    }
+
+    fn load(&mut self, start: u64, len: u64) -> io::Result<()> {
+        let mut v = vec![0u8; len as usize];
+        self.file.read_exact_at(&mut v, start)?;
+        self.buf = Bytes::from(v);
+        self.start = start;
+        self.ahead = (self.ahead * 2).min(self.max_ahead);
+        Ok(())
+    }
+}
+
+/// A frame that passed every check.
+pub(crate) struct Frame {
+    pub(crate) header: frame::Header,
+    /// The whole frame; the payload is `bytes[HEADER..HEADER + len]`.
+    pub(crate) bytes: Bytes,
+}
+
+impl Frame {
+    pub(crate) fn payload(&self) -> Bytes {
+        self.bytes
+            .slice(frame::HEADER..frame::HEADER + self.header.len as usize)
+    }
+}
+
+/// Why a frame failed: `Err` carries the reason; I/O errors are separate.
+pub(crate) enum Bad {
+    Io(io::Error),
+    Frame(&'static str),
+}
+
+impl From<io::Error> for Bad {
+    fn from(e: io::Error) -> Self {
+        Bad::Io(e)
+    }
+}
+
+/// Read and fully check the frame starting at file position `pos`, which must end by `hi`.
+pub(crate) fn frame_at(
+    chunks: &mut Chunks<'_>,
+    seg: &Segment,
+    pos: u64,
+    hi: u64,
+    max_record: u32,
+) -> Result<Frame, Bad> {
+    if pos + frame::OVERHEAD > hi {
+        return Err(Bad::Frame("frame header runs past the end of the data"));
+    }
+    let h = chunks.get(pos, frame::HEADER as u64)?;
+    let header = frame::parse_header(&h, pos, max_record).map_err(Bad::Frame)?;
+    if pos + header.frame_len() > hi {
+        return Err(Bad::Frame("frame runs past the end of the data"));
+    }
+    let bytes = chunks.get(pos, header.frame_len())?;
+    frame::verify(&bytes, seg.seq(pos), &header).map_err(Bad::Frame)?;
+    Ok(Frame { header, bytes })
+}
+
+/// Read and fully check the frame ending at file position `end`, which must start at or after `lo`.
+pub(crate) fn frame_before(
+    chunks: &mut Chunks<'_>,
+    seg: &Segment,
+    end: u64,
+    lo: u64,
+    max_record: u32,
+) -> Result<(u64, Frame), Bad> {
+    if end < lo + frame::OVERHEAD {
+        return Err(Bad::Frame(
+            "frame trailer points before the segment's start",
+        ));
+    }
+    let t = chunks.get_back(end - frame::TRAILER as u64, frame::TRAILER as u64)?;
+    let len = frame::trailer_len(&t);
+    if len > max_record {
+        return Err(Bad::Frame("frame trailer exceeds the maximum record size"));
+    }
+    let start = end.saturating_sub(frame::OVERHEAD + u64::from(len));
+    if start < lo {
+        return Err(Bad::Frame(
+            "frame trailer points before the segment's start",
+        ));
+    }
+    let bytes = chunks.get_back(start, end - start)?;
+    let header = frame::parse_header(&bytes, start, max_record).map_err(Bad::Frame)?;
+    if header.len != len {
+        return Err(Bad::Frame("frame trailer does not match its header"));
+    }
+    frame::verify(&bytes, seg.seq(start), &header).map_err(Bad::Frame)?;
+    Ok((start, Frame { header, bytes }))
+}
+
+/// Map a frame failure at a known frame boundary to the log's error: corruption, since the
+/// frame was acknowledged.
+pub(crate) fn bad_to_error(ctx: Ctx<'_>, seg: &Segment, pos: u64, bad: Bad) -> LogError {
+    match bad {
+        Bad::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => ctx.corrupt(
+            &seg.name,
+            pos,
+            "the segment file is shorter than the log's data",
+        ),
+        Bad::Io(e) => ctx.io(&seg.name, e),
+        Bad::Frame(reason) => ctx.corrupt(&seg.name, pos, reason),
+    }
+}

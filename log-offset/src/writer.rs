@@ -1,0 +1,268 @@
+//! The writer thread: one thread owns the active segment, takes every queued batch at once,
+//! writes them with one `write` and one `fdatasync` (group commit), then acknowledges them.
+//!
+//! Invariants:
+//! - a batch never spans segments, so a torn batch is always in the last segment;
+//! - a segment is synced before its successor is created, so only the last one can be torn;
+//! - `since` moves only after the write (and, in `Sync` mode, the sync) succeeded, so readers
+//!   never see an unacknowledged record;
+//! - after any failed write or sync the writer is poisoned: it never retries (a failed fsync
+//!   may have dropped dirty pages, ATC'20) and refuses every later batch until reopened.
+
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use bytes::Bytes;
+use flume_core::{LogError, Seq};
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
+
+use crate::frame::{self, BATCH_END, SEG_HEADER};
+use crate::log::Shared;
+use crate::options::Durability;
+use crate::recovery::create_segment;
+use crate::segment::Segment;
+use crate::storage::{LockGuard, StorageFile};
+
+/// Stop gathering a group at this many bytes, so one write stays a reasonable size.
+const GROUP_BYTES: u64 = 8 << 20;
+/// In `Buffered` mode, sync after this many unsynced bytes: it bounds what a power loss can take
+/// and how far back recovery must walk, at the cost of one sync per few MiB.
+const BUFFERED_SYNC_BYTES: u64 = 4 << 20;
+
+pub(crate) type Reply = Result<Vec<Seq>, (LogError, Vec<Bytes>)>;
+
+pub(crate) enum Msg {
+    Append(Request),
+    /// Sync whatever was written (Buffered mode) and report.
+    Sync(oneshot::Sender<Result<(), LogError>>),
+    /// Finish the queue, sync, release the lock and stop.
+    Close(oneshot::Sender<Result<(), LogError>>),
+}
+
+pub(crate) struct Request {
+    pub(crate) records: Vec<Bytes>,
+    pub(crate) reply: oneshot::Sender<Reply>,
+    /// Queue space, released when the writer is done with the batch.
+    pub(crate) _permit: OwnedSemaphorePermit,
+}
+
+impl Request {
+    fn bytes(&self) -> u64 {
+        self.records
+            .iter()
+            .map(|r| r.len() as u64 + frame::OVERHEAD)
+            .sum()
+    }
+
+    fn fail(self, error: LogError) {
+        let _ = self.reply.send(Err((error, self.records)));
+    }
+}
+
+pub(crate) struct Writer {
+    shared: Arc<Shared>,
+    seg: Arc<Segment>,
+    file: Arc<dyn StorageFile>,
+    /// File position where the next frame goes.
+    pos: u64,
+    /// File position below which the segment is synced: every frame records it.
+    synced: u64,
+    buf: Vec<u8>,
+    _lock: LockGuard,
+}
+
+impl Writer {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        seg: Arc<Segment>,
+        file: Arc<dyn StorageFile>,
+        pos: u64,
+        lock: LockGuard,
+    ) -> Self {
+        Writer {
+            shared,
+            seg,
+            file,
+            pos,
+            // Recovery synced the tail.
+            synced: pos,
+            buf: Vec::new(),
+            _lock: lock,
+        }
+    }
+
+    pub(crate) fn run(mut self, rx: mpsc::Receiver<Msg>) {
+        while let Ok(msg) = rx.recv() {
+            let mut group = Vec::new();
+            let mut bytes = 0;
+            let mut control = None;
+            match msg {
+                Msg::Append(r) => {
+                    bytes += r.bytes();
+                    group.push(r);
+                }
+                other => control = Some(other),
+            }
+            // Everything already queued joins this group: one write and one sync for all.
+            while control.is_none() && bytes < GROUP_BYTES {
+                match rx.try_recv() {
+                    Ok(Msg::Append(r)) => {
+                        bytes += r.bytes();
+                        group.push(r);
+                    }
+                    Ok(other) => control = Some(other),
+                    Err(_) => break,
+                }
+            }
+            if !group.is_empty() {
+                self.commit(group);
+            }
+            match control {
+                Some(Msg::Sync(reply)) => {
+                    let _ = reply.send(self.sync());
+                }
+                Some(Msg::Close(reply)) => {
+                    let _ = reply.send(self.sync());
+                    return;
+                }
+                _ => {}
+            }
+        }
+        // Every handle is gone without a close: still leave the data synced.
+        let _ = self.sync();
+    }
+
+    fn commit(&mut self, group: Vec<Request>) {
+        if let Some(reason) = self.shared.poison_reason() {
+            for r in group {
+                r.fail(LogError::Poisoned {
+                    reason: reason.clone(),
+                });
+            }
+            return;
+        }
+        let sync = self.shared.opts.durability == Durability::Sync;
+        let mut pending: Vec<(Request, Vec<Seq>)> = Vec::with_capacity(group.len());
+        let mut rest = group.into_iter();
+        while let Some(req) = rest.next() {
+            let at = self.pos + self.buf.len() as u64;
+            if at > SEG_HEADER && at + req.bytes() > self.shared.opts.segment_size {
+                let ok = self.flush(&mut pending, sync) && self.roll();
+                if !ok {
+                    let reason = self.shared.poison_reason().unwrap_or_default();
+                    for r in std::iter::once(req).chain(rest) {
+                        r.fail(LogError::Poisoned {
+                            reason: reason.clone(),
+                        });
+                    }
+                    return;
+                }
+            }
+            let n = req.records.len();
+            let mut seqs = Vec::with_capacity(n);
+            for (i, record) in req.records.iter().enumerate() {
+                let seq = self.seg.seq(self.pos + self.buf.len() as u64);
+                let flags = if i + 1 == n { BATCH_END } else { 0 };
+                frame::encode(&mut self.buf, seq, record, self.synced, flags);
+                seqs.push(Seq(seq));
+            }
+            pending.push((req, seqs));
+        }
+        if self.flush(&mut pending, sync) && self.pos - self.synced >= BUFFERED_SYNC_BYTES {
+            let _ = self.sync();
+        }
+    }
+
+    /// Write the buffered frames (and sync them when `sync`), then acknowledge `pending`.
+    /// False when the writer is poisoned.
+    fn flush(&mut self, pending: &mut Vec<(Request, Vec<Seq>)>, sync: bool) -> bool {
+        if self.buf.is_empty() {
+            return true;
+        }
+        let mut result = self.file.write_all_at(&self.buf, self.pos);
+        if result.is_ok() && sync {
+            result = self.file.sync_data();
+        }
+        if let Err(e) = result {
+            let path = self.shared.storage.path(&self.seg.name);
+            let reason = format!("writing or syncing {} failed: {e}", path.display());
+            self.shared.poison(reason.clone());
+            // Hide the failed frames from this process's view of the file. Their fate on the
+            // disk is unknown; recovery keeps them only as whole batches.
+            let _ = self.file.set_len(self.pos);
+            let mut source = Some(e);
+            for (req, _) in pending.drain(..) {
+                let error = match source.take() {
+                    Some(source) => LogError::Io {
+                        path: path.clone(),
+                        source,
+                    },
+                    None => LogError::Poisoned {
+                        reason: reason.clone(),
+                    },
+                };
+                req.fail(error);
+            }
+            self.buf.clear();
+            return false;
+        }
+        self.pos += self.buf.len() as u64;
+        if sync {
+            self.synced = self.pos;
+        }
+        self.buf.clear();
+        // One huge batch must not pin its buffer for the life of the log.
+        if self.buf.capacity() > 2 * GROUP_BYTES as usize {
+            self.buf = Vec::new();
+        }
+        if let Some(&last) = pending.last().and_then(|(_, seqs)| seqs.last()) {
+            let end = self.seg.seq(self.pos);
+            self.shared.publish(end, last.0, end);
+        }
+        for (req, seqs) in pending.drain(..) {
+            let _ = req.reply.send(Ok(seqs));
+        }
+        true
+    }
+
+    /// Seal the active segment (synced) and start the next one.
+    fn roll(&mut self) -> bool {
+        if self.sync().is_err() {
+            return false;
+        }
+        let base = self.seg.seq(self.pos);
+        match create_segment(self.shared.ctx(), base) {
+            Ok(file) => {
+                let seg = Arc::new(Segment::new(base, Some(file.clone())));
+                self.shared.add_segment(seg.clone());
+                self.seg = seg;
+                self.file = file;
+                self.pos = SEG_HEADER;
+                self.synced = SEG_HEADER;
+                true
+            }
+            Err(e) => {
+                self.shared
+                    .poison(format!("creating the next segment failed: {e}"));
+                false
+            }
+        }
+    }
+
+    /// Sync what was written since the last sync; never after a failure (no fsync retries).
+    fn sync(&mut self) -> Result<(), LogError> {
+        if let Some(reason) = self.shared.poison_reason() {
+            return Err(LogError::Poisoned { reason });
+        }
+        if self.synced < self.pos {
+            if let Err(e) = self.file.sync_data() {
+                let path = self.shared.storage.path(&self.seg.name);
+                self.shared
+                    .poison(format!("syncing {} failed: {e}", path.display()));
+                return Err(LogError::Io { path, source: e });
+            }
+            self.synced = self.pos;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,297 @@
+//! The log's own behaviour beyond the conformance suite: segments, bounds, retirement, limits,
+//! read-only opens, locking.
+
+#![allow(clippy::unwrap_used)] // test helpers panic on failure, like the tests
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+use flume_core::{Bytes, Log, LogError, ReadRange, Seq, StreamOpts};
+use flume_log_offset::{Durability, OffsetLog, Options, SimStorage};
+use futures::TryStreamExt;
+
+fn rec(i: usize) -> Bytes {
+    Bytes::from(format!("record-{i}-{}", "x".repeat(i % 37)))
+}
+
+fn small() -> Options {
+    Options::new().segment_size(4096)
+}
+
+fn range(lower: Bound<Seq>, upper: Bound<Seq>, reverse: bool) -> ReadRange {
+    ReadRange {
+        lower,
+        upper,
+        reverse,
+        max: usize::MAX,
+        values: true,
+    }
+}
+
+async fn fill(log: &OffsetLog, n: usize) -> Vec<(Seq, Bytes)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < n {
+        let k = (i % 4 + 1).min(n - i);
+        let batch: Vec<Bytes> = (i..i + k).map(rec).collect();
+        let seqs = log.append_batch(batch.clone()).await.unwrap();
+        out.extend(seqs.into_iter().zip(batch));
+        i += k;
+    }
+    out
+}
+
+#[tokio::test]
+async fn append_get_read_across_segments_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = OffsetLog::open_with(dir.path(), small()).unwrap();
+    let all = fill(&log, 400).await;
+    let segments = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".log")
+        })
+        .count();
+    assert!(segments > 3, "small segments roll: {segments}");
+    for (seq, value) in &all {
+        assert_eq!(&log.get(*seq).await.unwrap(), value);
+    }
+    let fwd = log
+        .read(range(Bound::Unbounded, Bound::Unbounded, false))
+        .await
+        .unwrap();
+    assert_eq!(fwd, all);
+    let mut rev = log
+        .read(range(Bound::Unbounded, Bound::Unbounded, true))
+        .await
+        .unwrap();
+    rev.reverse();
+    assert_eq!(rev, all);
+    log.close().await.unwrap();
+
+    let log = OffsetLog::open_with(dir.path(), small()).unwrap();
+    assert_eq!(log.current_since(), all.last().map(|r| r.0));
+    let got: Vec<_> = log
+        .stream(StreamOpts::new())
+        .map_ok(|i| (i.seq().unwrap(), i.into_value().unwrap()))
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(got, all);
+    let more = log.append(Bytes::from("after reopen")).await.unwrap();
+    assert!(more > all.last().unwrap().0);
+    assert_eq!(log.get(more).await.unwrap(), "after reopen");
+}
+
+#[tokio::test]
+async fn every_non_boundary_is_not_a_record_and_bounds_are_numeric() {
+    let log = OffsetLog::open_storage(Arc::new(SimStorage::new()), small()).unwrap();
+    let all = fill(&log, 120).await;
+    let end = all.last().unwrap().0.0 + 200;
+    let starts: std::collections::HashSet<u64> = all.iter().map(|r| r.0.0).collect();
+    for x in 0..end {
+        match log.get(Seq(x)).await {
+            Ok(v) => assert!(starts.contains(&x) && all.iter().any(|r| r.0.0 == x && r.1 == v)),
+            Err(LogError::NotARecord { seq }) => {
+                assert_eq!(seq, Seq(x));
+                assert!(!starts.contains(&x));
+            }
+            Err(e) => panic!("get({x}): {e}"),
+        }
+    }
+    // Bounds anywhere, not only at boundaries.
+    for x in (0..end).step_by(7) {
+        let want: Vec<_> = all.iter().filter(|r| r.0.0 > x).cloned().collect();
+        let got = log
+            .read(range(Bound::Excluded(Seq(x)), Bound::Unbounded, false))
+            .await
+            .unwrap();
+        assert_eq!(got, want, "gt {x}");
+        let mut want: Vec<_> = all.iter().filter(|r| r.0.0 <= x).cloned().collect();
+        want.reverse();
+        let got = log
+            .read(range(Bound::Unbounded, Bound::Included(Seq(x)), true))
+            .await
+            .unwrap();
+        assert_eq!(got, want, "lte {x} reverse");
+        let mut want: Vec<_> = all.iter().filter(|r| r.0.0 < x).cloned().collect();
+        want.reverse();
+        let got = log
+            .read(range(Bound::Unbounded, Bound::Excluded(Seq(x)), true))
+            .await
+            .unwrap();
+        assert_eq!(got, want, "lt {x} reverse");
+    }
+}
+
+#[tokio::test]
+async fn retire_before_truncates_whole_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = OffsetLog::open_with(dir.path(), small()).unwrap();
+    let all = fill(&log, 300).await;
+    let cut = all[150].0;
+    let first = log.retire_before(cut).unwrap().unwrap();
+    assert!(first > all[0].0 && first <= cut, "{first} {cut}");
+    assert!(matches!(
+        log.get(all[0].0).await,
+        Err(LogError::Truncated { .. })
+    ));
+    assert!(matches!(
+        log.read(range(Bound::Included(all[0].0), Bound::Unbounded, false))
+            .await,
+        Err(LogError::Truncated { .. })
+    ));
+    let kept = log
+        .read(range(Bound::Unbounded, Bound::Unbounded, false))
+        .await
+        .unwrap();
+    assert_eq!(kept.first().unwrap().0, first);
+    assert_eq!(
+        kept.as_slice(),
+        &all[all.iter().position(|r| r.0 == first).unwrap()..]
+    );
+    // Retiring everything keeps the segment that holds the last record.
+    log.retire_before(Seq(u64::MAX)).unwrap();
+    assert_eq!(
+        log.get(all.last().unwrap().0).await.unwrap(),
+        all.last().unwrap().1
+    );
+    log.close().await.unwrap();
+    let log = OffsetLog::open_with(dir.path(), small()).unwrap();
+    assert_eq!(log.current_since(), Some(all.last().unwrap().0));
+    let kept = log
+        .read(range(Bound::Unbounded, Bound::Unbounded, false))
+        .await
+        .unwrap();
+    assert_eq!(kept.last(), all.last());
+}
+
+#[tokio::test]
+async fn too_large_is_rejected_before_writing() {
+    let log = OffsetLog::open_storage(
+        Arc::new(SimStorage::new()),
+        Options::new().max_record_size(100),
+    )
+    .unwrap();
+    let err = log
+        .append_batch(vec![Bytes::from("ok"), Bytes::from(vec![0u8; 101])])
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err.error,
+        LogError::TooLarge {
+            size: 101,
+            max: 100
+        }
+    ));
+    assert_eq!(err.rejected.len(), 2);
+    assert_eq!(log.current_since(), None);
+    log.append(Bytes::from(vec![1u8; 100])).await.unwrap();
+}
+
+#[tokio::test]
+async fn empty_and_oversized_batches() {
+    let log = OffsetLog::open_storage(Arc::new(SimStorage::new()), small()).unwrap();
+    assert!(log.append_batch(vec![]).await.unwrap().is_empty());
+    let empty = log.append(Bytes::new()).await.unwrap();
+    assert_eq!(log.get(empty).await.unwrap(), "");
+    // A batch bigger than a segment gets a segment of its own.
+    let big: Vec<Bytes> = (0..20).map(|i| Bytes::from(vec![i as u8; 1000])).collect();
+    let seqs = log.append_batch(big.clone()).await.unwrap();
+    for (s, v) in seqs.iter().zip(&big) {
+        assert_eq!(&log.get(*s).await.unwrap(), v);
+    }
+}
+
+#[tokio::test]
+async fn second_writer_is_refused_and_read_only_is_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = OffsetLog::open(dir.path()).unwrap();
+    let seq = log.append(Bytes::from("one")).await.unwrap();
+    match OffsetLog::open(dir.path()) {
+        Err(LogError::Locked { holder }) => {
+            assert!(holder.contains(&std::process::id().to_string()), "{holder}");
+            let msg = LogError::Locked { holder }.to_string();
+            assert!(msg.contains("pid"), "{msg}");
+        }
+        Err(e) => panic!("expected Locked, got {e}"),
+        Ok(_) => panic!("a second writer opened the log"),
+    }
+    let ro = OffsetLog::open_with(dir.path(), Options::new().read_only(true)).unwrap();
+    assert_eq!(ro.get(seq).await.unwrap(), "one");
+    assert!(matches!(
+        ro.append(Bytes::from("no")).await.unwrap_err().error,
+        LogError::ReadOnly
+    ));
+    log.close().await.unwrap();
+    // Released on close.
+    let again = OffsetLog::open(dir.path()).unwrap();
+    assert_eq!(again.get(seq).await.unwrap(), "one");
+    drop(again);
+    // And on drop.
+    OffsetLog::open(dir.path()).unwrap();
+}
+
+#[tokio::test]
+async fn buffered_mode_survives_reopen_and_sync_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = small().durability(Durability::Buffered);
+    let log = OffsetLog::open_with(dir.path(), opts.clone()).unwrap();
+    let all = fill(&log, 200).await;
+    log.sync().await.unwrap();
+    drop(log);
+    let log = OffsetLog::open_with(dir.path(), opts).unwrap();
+    let got = log
+        .read(range(Bound::Unbounded, Bound::Unbounded, false))
+        .await
+        .unwrap();
+    assert_eq!(got, all);
+}
+
+#[tokio::test]
+async fn concurrent_appenders_share_syncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(OffsetLog::open(dir.path()).unwrap());
+    let mut tasks = Vec::new();
+    for t in 0..16 {
+        let log = log.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            for i in 0..20 {
+                let v = Bytes::from(format!("{t}-{i}"));
+                mine.push((log.append(v.clone()).await.unwrap(), v));
+            }
+            mine
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort();
+    let got = log
+        .read(range(Bound::Unbounded, Bound::Unbounded, false))
+        .await
+        .unwrap();
+    assert_eq!(got, all);
+}
+
+#[tokio::test]
+async fn closed_log_refuses_everything() {
+    let log = OffsetLog::open_storage(Arc::new(SimStorage::new()), Options::new()).unwrap();
+    let s = log.append(Bytes::from("a")).await.unwrap();
+    let mut since = log.since();
+    since.borrow_and_update();
+    log.close().await.unwrap();
+    assert!(matches!(log.get(s).await, Err(LogError::Closed)));
+    assert!(matches!(
+        log.append(Bytes::from("b")).await.unwrap_err().error,
+        LogError::Closed
+    ));
+    assert!(since.changed().await.is_err(), "since closes with the log");
+    log.close().await.unwrap();
+}

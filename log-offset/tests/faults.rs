@@ -1,0 +1,160 @@
+//! Injected I/O errors: a failed write or fdatasync acknowledges nothing, poisons the writer, and
+//! a reopen finds every record acknowledged before.
+
+#![allow(clippy::unwrap_used)] // test helpers panic on failure, like the tests
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+use flume_core::{Bytes, Log, LogError, ReadRange, Seq};
+use flume_log_offset::storage::{Fault, FaultOp};
+use flume_log_offset::{Durability, OffsetLog, Options, SimStorage};
+use futures::future::join_all;
+
+fn all() -> ReadRange {
+    ReadRange {
+        lower: Bound::Unbounded,
+        upper: Bound::Unbounded,
+        reverse: false,
+        max: usize::MAX,
+        values: true,
+    }
+}
+
+async fn acked(log: &OffsetLog, n: usize) -> Vec<(Seq, Bytes)> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let v = Bytes::from(format!("acked-{i}"));
+        out.push((log.append(v.clone()).await.unwrap(), v));
+    }
+    out
+}
+
+async fn fails_and_poisons(fault: Fault, d: Durability, opts: Options) {
+    let storage = SimStorage::new();
+    let log =
+        OffsetLog::open_storage(Arc::new(storage.clone()), opts.clone().durability(d)).unwrap();
+    let before = acked(&log, 10).await;
+    let since = log.current_since();
+    storage.inject(fault);
+    // Several batches in flight together: they share the failing write or sync.
+    let batch = |i: usize| {
+        vec![
+            Bytes::from(format!("doomed-{i}-a")),
+            Bytes::from(format!("doomed-{i}-b")),
+        ]
+    };
+    let results = join_all((0..5).map(|i| log.append_batch(batch(i)))).await;
+    for (i, r) in results.into_iter().enumerate() {
+        let e = r.expect_err("no acknowledgement after a failed write or sync");
+        assert_eq!(e.rejected, batch(i), "the records are handed back");
+        assert!(
+            matches!(e.error, LogError::Io { .. } | LogError::Poisoned { .. }),
+            "{}",
+            e.error
+        );
+    }
+    assert_eq!(
+        log.current_since(),
+        since,
+        "since never moves for a failed batch"
+    );
+    let later = log.append(Bytes::from("later")).await.unwrap_err();
+    assert!(
+        matches!(later.error, LogError::Poisoned { .. }),
+        "{}",
+        later.error
+    );
+    assert!(
+        later.error.to_string().contains("reopened"),
+        "{}",
+        later.error
+    );
+    assert_eq!(log.read(all()).await.unwrap(), before, "reads still work");
+    // No sync is retried after the failure, not even by close.
+    let ops = storage.ops();
+    let _ = log.close().await;
+    assert_eq!(storage.ops(), ops, "close retried a write or sync");
+    storage.clear_faults();
+
+    // Reopen without power loss: exactly what was acknowledged.
+    let log = OffsetLog::open_storage(Arc::new(storage.clone()), opts.clone()).unwrap();
+    assert_eq!(log.read(all()).await.unwrap(), before);
+    log.append(Bytes::from("works again")).await.unwrap();
+    log.close().await.unwrap();
+
+    // And after a power loss, whatever the disk kept of the failed batches: every acknowledged
+    // record, and the failed batches whole or not at all.
+    for seed in 0..20 {
+        let image = storage.crash_image(seed);
+        let log = OffsetLog::open_storage(Arc::new(image), opts.clone()).unwrap();
+        let got = log.read(all()).await.unwrap();
+        assert_eq!(&got[..before.len()], &before[..], "seed {seed}");
+    }
+}
+
+#[tokio::test]
+async fn fsync_failure_poisons_sync_mode() {
+    fails_and_poisons(Fault::new(FaultOp::Sync), Durability::Sync, Options::new()).await;
+}
+
+#[tokio::test]
+async fn fsync_failure_once_still_poisons() {
+    // Even when the next fsync would succeed, it is never retried.
+    fails_and_poisons(
+        Fault::new(FaultOp::Sync).times(1),
+        Durability::Sync,
+        Options::new(),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn enospc_on_write_poisons_both_modes() {
+    for d in [Durability::Sync, Durability::Buffered] {
+        fails_and_poisons(Fault::new(FaultOp::Write).errno(28), d, Options::new()).await;
+    }
+}
+
+#[tokio::test]
+async fn failure_creating_the_next_segment_poisons() {
+    let opts = Options::new().segment_size(4096);
+    let storage = SimStorage::new();
+    let log = OffsetLog::open_storage(Arc::new(storage.clone()), opts.clone()).unwrap();
+    let before = acked(&log, 3).await;
+    storage.inject(Fault::new(FaultOp::Create));
+    let big = Bytes::from(vec![7u8; 3000]);
+    let mut failed = false;
+    for _ in 0..3 {
+        if log.append(big.clone()).await.is_err() {
+            failed = true;
+            break;
+        }
+    }
+    assert!(failed, "a roll needed a new segment and creation failed");
+    assert!(matches!(
+        log.append(Bytes::from("x")).await.unwrap_err().error,
+        LogError::Poisoned { .. }
+    ));
+    let got = log.read(all()).await.unwrap();
+    assert_eq!(&got[..3], &before[..]);
+    drop(log);
+    storage.clear_faults();
+    let log = OffsetLog::open_storage(Arc::new(storage), opts).unwrap();
+    assert_eq!(log.read(all()).await.unwrap(), got);
+    log.append(big).await.unwrap();
+}
+
+#[tokio::test]
+async fn open_fails_cleanly_when_the_disk_fails() {
+    let storage = SimStorage::new();
+    storage.inject(Fault::new(FaultOp::SyncDir));
+    let e = OffsetLog::open_storage(Arc::new(storage.clone()), Options::new())
+        .err()
+        .expect("open must report the failed directory sync");
+    assert!(matches!(e, LogError::Io { .. }), "{e}");
+    storage.clear_faults();
+    // The lock was released and the half-created segment is cleaned up.
+    let log = OffsetLog::open_storage(Arc::new(storage), Options::new()).unwrap();
+    log.append(Bytes::from("ok")).await.unwrap();
+}

@@ -1,0 +1,208 @@
+//! Indexes: a user function maps each record to index operations (put a key, delete a key), and
+//! reads look records up by key or range in key order.
+
+mod read;
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use flume_core::{RecordReader, Seq, View, ViewError, ViewMeta, async_trait};
+use serde_json::Value;
+
+pub use read::{IndexItem, IndexOpts, IndexReads};
+
+use crate::env::{Lmdb, Table};
+use crate::{key, meta};
+
+/// The index operations a record maps to.
+#[derive(Debug, Default)]
+pub struct IndexOps {
+    ops: Vec<(Vec<u8>, bool)>,
+}
+
+impl IndexOps {
+    /// Point `key` (a tuple of document values) at the record being indexed. A later put of the
+    /// same key points it at the later record.
+    pub fn put<K: AsRef<[Value]>>(&mut self, key: K) {
+        self.ops.push((key::encode(key.as_ref()), true));
+    }
+
+    /// Remove `key` from the index.
+    pub fn delete<K: AsRef<[Value]>>(&mut self, key: K) {
+        self.ops.push((key::encode(key.as_ref()), false));
+    }
+}
+
+type MapFn<T> = dyn Fn(&T, &mut IndexOps) + Send + Sync;
+
+/// An index over records of type `T`, stored in a named table of an [`Lmdb`] environment.
+///
+/// Each entry maps a key tuple to the seq of the record that put it. Rows and the view's `since`
+/// are written in one write transaction per batch.
+pub struct Index<T> {
+    lmdb: Lmdb,
+    name: String,
+    version: u32,
+    map: Arc<MapFn<T>>,
+    tables: OnceLock<Tables>,
+    since: Mutex<Option<Seq>>,
+    records: OnceLock<RecordReader<T>>,
+}
+
+#[derive(Clone, Copy)]
+pub(crate) struct Tables {
+    pub(crate) rows: Table,
+    pub(crate) meta: Table,
+}
+
+impl<T: Send + Sync + 'static> Index<T> {
+    /// An index named `name` (its table in the environment; give each view its own) whose code
+    /// has version `version`, mapping records with `map`.
+    ///
+    /// Change `version` whenever `map` changes: the index is then rebuilt from the log.
+    pub fn new(
+        lmdb: &Lmdb,
+        name: &str,
+        version: u32,
+        map: impl Fn(&T, &mut IndexOps) + Send + Sync + 'static,
+    ) -> Self {
+        Index {
+            lmdb: lmdb.clone(),
+            name: format!("index:{name}"),
+            version,
+            map: Arc::new(map),
+            tables: OnceLock::new(),
+            since: Mutex::new(None),
+            records: OnceLock::new(),
+        }
+    }
+
+    /// Every entry as `(key, seq)`, in key order, without waiting for the view to catch up
+    /// (for tools and tests; reads go through [`IndexReads`]).
+    ///
+    /// # Errors
+    /// LMDB errors, or a stored key that does not decode.
+    pub fn entries(&self) -> Result<Vec<(Vec<Value>, Seq)>, crate::ReadError> {
+        let tables = self.tables().map_err(|e| {
+            crate::ReadError::Db(flume_core::DbError::View {
+                view: self.name.clone(),
+                source: e,
+            })
+        })?;
+        let raw = self.lmdb.read(|txn| {
+            tables
+                .rows
+                .iter(txn)?
+                .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
+                .collect::<heed::Result<Vec<_>>>()
+        })?;
+        raw.into_iter()
+            .map(|(k, v)| {
+                let key = key::decode(&k).map_err(crate::ReadError::BadKey)?;
+                let seq = v
+                    .try_into()
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| crate::ReadError::BadKey("bad seq".into()))?;
+                Ok((key, Seq(seq)))
+            })
+            .collect()
+    }
+
+    pub(crate) fn lmdb(&self) -> &Lmdb {
+        &self.lmdb
+    }
+
+    pub(crate) fn tables(&self) -> Result<Tables, ViewError> {
+        self.tables
+            .get()
+            .copied()
+            .ok_or_else(|| ViewError::Other("the index was not opened".into()))
+    }
+
+    pub(crate) fn records(&self) -> Option<&RecordReader<T>> {
+        self.records.get()
+    }
+
+    pub(crate) fn map_record(&self, record: &T) -> IndexOps {
+        let mut ops = IndexOps::default();
+        (self.map)(record, &mut ops);
+        ops
+    }
+
+    fn set_since(&self, since: Option<Seq>) {
+        *self.since.lock().unwrap_or_else(|p| p.into_inner()) = since;
+    }
+}
+
+#[async_trait]
+impl<T: Send + Sync + 'static> View<T> for Index<T> {
+    fn version(&self) -> u32 {
+        self.version
+    }
+
+    fn attach(&self, records: RecordReader<T>) {
+        let _ = self.records.set(records);
+    }
+
+    async fn open(&self) -> Result<ViewMeta, ViewError> {
+        let rows = self.lmdb.table(&self.name).await?;
+        let meta_table = self.lmdb.table(meta::META_TABLE).await?;
+        let _ = self.tables.set(Tables {
+            rows,
+            meta: meta_table,
+        });
+        let stored = meta::load(&self.lmdb, meta_table, &self.name)?;
+        self.set_since(stored.since);
+        Ok(stored)
+    }
+
+    fn since(&self) -> Option<Seq> {
+        *self.since.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn apply(&self, batch: &[(Seq, &T)]) -> Result<(), ViewError> {
+        let Some(&(last, _)) = batch.last() else {
+            return Ok(());
+        };
+        let tables = self.tables()?;
+        // The user's function runs here, on the caller's task; the writer thread only writes.
+        let mut rows: Vec<(Vec<u8>, Option<[u8; 8]>)> = Vec::with_capacity(batch.len());
+        for (seq, record) in batch {
+            for (key, put) in self.map_record(record).ops {
+                rows.push((key, put.then(|| seq.0.to_be_bytes())));
+            }
+        }
+        let (name, version) = (self.name.clone(), self.version);
+        self.lmdb
+            .write(move |txn| {
+                for (key, seq) in &rows {
+                    match seq {
+                        Some(seq) => tables.rows.put(txn, key, seq)?,
+                        None => {
+                            tables.rows.delete(txn, key)?;
+                        }
+                    }
+                }
+                meta::put(txn, tables.meta, &name, version, Some(last))
+            })
+            .await?;
+        self.set_since(Some(last));
+        Ok(())
+    }
+
+    async fn destroy(&self) -> Result<(), ViewError> {
+        let tables = self.tables()?;
+        let (name, version) = (self.name.clone(), self.version);
+        self.lmdb
+            .write(move |txn| {
+                tables.rows.clear(txn)?;
+                meta::put(txn, tables.meta, &name, version, None)
+            })
+            .await?;
+        self.set_since(None);
+        Ok(())
+    }
+
+    async fn close(&self) -> Result<(), ViewError> {
+        Ok(())
+    }
+}

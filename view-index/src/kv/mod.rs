@@ -1,0 +1,214 @@
+//! The key-value view: `collection/member` keys whose every write is a log record, so it is
+//! durable, ordered and seen by every subscriber of the log.
+
+mod entry;
+mod reads;
+mod record;
+
+use std::marker::PhantomData;
+use std::ops::Bound;
+use std::sync::{Mutex, OnceLock};
+
+use flume_core::{DbError, Seq, View, ViewError, ViewMeta, async_trait};
+
+pub use entry::KvEntry;
+pub use reads::{KvDb, KvReads};
+pub use record::{AsKvRecord, KvRecord, KvValue, MAX_KEY_LEN, check_collection, split_key};
+
+use crate::env::{Lmdb, Table};
+use crate::meta;
+use crate::range::KeyRange;
+
+/// Errors of the key-value helpers.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KvError {
+    /// The key or collection is not acceptable; nothing was appended.
+    #[error("invalid key {key:?}: {reason}")]
+    InvalidKey {
+        /// The key, escaped and shortened for display.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+    /// The append failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// The key-value view over records of type `T` (a [`KvRecord`], or a [`flume_core::Document`]
+/// in the `$kv` form; other records are ignored).
+pub struct KeyValue<T> {
+    lmdb: Lmdb,
+    name: String,
+    version: u32,
+    tables: OnceLock<KvTables>,
+    since: Mutex<Option<Seq>>,
+    _records: PhantomData<fn(&T)>,
+}
+
+#[derive(Clone, Copy)]
+struct KvTables {
+    rows: Table,
+    meta: Table,
+}
+
+/// The version of the key-value view's row format; the user's version is added below it.
+const FORMAT: u32 = 1;
+
+impl<T> KeyValue<T> {
+    /// The key-value view stored as `name` in `lmdb`.
+    pub fn new(lmdb: &Lmdb, name: &str) -> Self {
+        KeyValue {
+            lmdb: lmdb.clone(),
+            name: format!("kv:{name}"),
+            version: FORMAT << 16,
+            tables: OnceLock::new(),
+            since: Mutex::new(None),
+            _records: PhantomData,
+        }
+    }
+
+    /// Set the version of the record mapping (for a custom [`AsKvRecord`] that changed): a new
+    /// version rebuilds the view from the log.
+    pub fn with_version(mut self, version: u16) -> Self {
+        self.version = (FORMAT << 16) | u32::from(version);
+        self
+    }
+
+    /// Every row as `(key, entry)` in key order, expired ones included, without waiting for the
+    /// view to catch up (for tools and tests; reads go through [`KvReads`]).
+    ///
+    /// # Errors
+    /// LMDB errors, or a malformed row.
+    pub fn entries(&self) -> Result<Vec<(String, KvEntry)>, crate::ReadError> {
+        let tables = self.tables().map_err(crate::key_value_err)?;
+        let raw = self.lmdb.read(|txn| {
+            tables
+                .rows
+                .iter(txn)?
+                .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
+                .collect::<heed::Result<Vec<_>>>()
+        })?;
+        raw.into_iter()
+            .map(|(k, v)| {
+                let key = String::from_utf8_lossy(&k).into_owned();
+                let entry = KvEntry::decode(&v).ok_or_else(|| {
+                    crate::ReadError::BadKey(format!("malformed row for {key:?}"))
+                })?;
+                Ok((key, entry))
+            })
+            .collect()
+    }
+
+    fn tables(&self) -> Result<KvTables, ViewError> {
+        self.tables
+            .get()
+            .copied()
+            .ok_or_else(|| ViewError::Other("the key-value view was not opened".into()))
+    }
+
+    fn set_since(&self, since: Option<Seq>) {
+        *self.since.lock().unwrap_or_else(|p| p.into_inner()) = since;
+    }
+}
+
+/// A row operation derived from a record, computed before the write transaction.
+enum RowOp {
+    Put(Vec<u8>, Vec<u8>),
+    Delete(Vec<u8>),
+    DeletePrefix(Vec<u8>),
+}
+
+#[async_trait]
+impl<T: AsKvRecord + Send + Sync + 'static> View<T> for KeyValue<T> {
+    fn version(&self) -> u32 {
+        self.version
+    }
+
+    async fn open(&self) -> Result<ViewMeta, ViewError> {
+        let rows = self.lmdb.table(&self.name).await?;
+        let meta_table = self.lmdb.table(meta::META_TABLE).await?;
+        let _ = self.tables.set(KvTables {
+            rows,
+            meta: meta_table,
+        });
+        let stored = meta::load(&self.lmdb, meta_table, &self.name)?;
+        self.set_since(stored.since);
+        Ok(stored)
+    }
+
+    fn since(&self) -> Option<Seq> {
+        *self.since.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn apply(&self, batch: &[(Seq, &T)]) -> Result<(), ViewError> {
+        let Some(&(last, _)) = batch.last() else {
+            return Ok(());
+        };
+        let tables = self.tables()?;
+        let mut ops = Vec::new();
+        for (seq, record) in batch {
+            let Some(kv) = record.as_kv() else { continue };
+            // Records with invalid keys cannot be appended through the helpers; one written
+            // another way is skipped rather than failing the view forever.
+            match kv.as_ref() {
+                KvRecord::Put {
+                    key,
+                    value,
+                    flags,
+                    expires,
+                } if split_key(key).is_ok() => {
+                    let row = KvEntry::encode(*seq, *flags, *expires, value);
+                    ops.push(RowOp::Put(key.as_bytes().to_vec(), row));
+                }
+                KvRecord::Delete { key } => ops.push(RowOp::Delete(key.as_bytes().to_vec())),
+                KvRecord::DeleteAll { collection } if check_collection(collection).is_ok() => {
+                    ops.push(RowOp::DeletePrefix(format!("{collection}/").into_bytes()));
+                }
+                _ => {}
+            }
+        }
+        let (name, version) = (self.name.clone(), self.version);
+        self.lmdb
+            .write(move |txn| {
+                for op in &ops {
+                    match op {
+                        RowOp::Put(k, v) => tables.rows.put(txn, k, v)?,
+                        RowOp::Delete(k) => {
+                            tables.rows.delete(txn, k)?;
+                        }
+                        RowOp::DeletePrefix(p) => {
+                            let all = KeyRange {
+                                lower: Bound::Unbounded,
+                                upper: Bound::Unbounded,
+                            };
+                            let range = all.with_prefix(p);
+                            tables.rows.delete_range(txn, &range.as_refs())?;
+                        }
+                    }
+                }
+                meta::put(txn, tables.meta, &name, version, Some(last))
+            })
+            .await?;
+        self.set_since(Some(last));
+        Ok(())
+    }
+
+    async fn destroy(&self) -> Result<(), ViewError> {
+        let tables = self.tables()?;
+        let (name, version) = (self.name.clone(), self.version);
+        self.lmdb
+            .write(move |txn| {
+                tables.rows.clear(txn)?;
+                meta::put(txn, tables.meta, &name, version, None)
+            })
+            .await?;
+        self.set_since(None);
+        Ok(())
+    }
+
+    async fn close(&self) -> Result<(), ViewError> {
+        Ok(())
+    }
+}
