@@ -95,10 +95,13 @@ pub(crate) fn trailer_len(b: &[u8]) -> u32 {
     u32_at(b, b.len() - TRAILER)
 }
 
-fn checksum(seq: u64, frame: &[u8]) -> u32 {
-    let c = crc32c::crc32c(&seq.to_le_bytes());
-    let c = crc32c::crc32c_append(c, &frame[0..4]);
-    crc32c::crc32c_append(c, &frame[8..])
+pub(crate) fn checksum(seq: u64, frame: &[u8]) -> u32 {
+    // `seq ‖ len` in one small buffer: two CRC calls instead of three (per-call overhead
+    // dominates for frames of small records). Same value as checksumming the pieces in turn.
+    let mut salt = [0u8; 12];
+    salt[..8].copy_from_slice(&seq.to_le_bytes());
+    salt[8..].copy_from_slice(&frame[0..4]);
+    crc32c::crc32c_append(crc32c::crc32c(&salt), &frame[8..])
 }
 
 /// Append one frame for `payload` at logical `seq` to `out`.

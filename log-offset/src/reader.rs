@@ -124,7 +124,7 @@ impl Shared {
         let pos = seg.pos(seq.0);
         let frame = frame_at(&mut chunks, &seg, pos, seg.pos(hi), ctx.max_record)
             .map_err(|b| bad_to_error(ctx, &seg, pos, b))?;
-        Ok(frame.payload())
+        Ok(frame.payload)
     }
 
     pub(crate) fn read(&self, range: &ReadRange) -> Result<Vec<(Seq, Bytes)>, LogError> {
@@ -191,7 +191,7 @@ impl Shared {
                 p += f.header.frame_len();
                 last_end = seg.seq(p);
                 let value = if range.values {
-                    f.payload()
+                    f.payload
                 } else {
                     Bytes::new()
                 };
@@ -234,7 +234,7 @@ impl Shared {
                 last_end = seg.seq(p);
                 p = start;
                 let value = if range.values {
-                    f.payload()
+                    f.payload
                 } else {
                     Bytes::new()
                 };

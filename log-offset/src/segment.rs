@@ -9,6 +9,7 @@ use flume_core::LogError;
 
 use crate::frame::{self, SEG_HEADER};
 use crate::index::Index;
+use crate::log::lock;
 use crate::storage::{Storage, StorageFile};
 
 /// Bytes read per I/O when walking frames: large enough to amortise the call over many small
@@ -129,57 +130,96 @@ impl<'a> Chunks<'a> {
         self
     }
 
-    fn cached(&self, pos: u64, n: u64) -> Option<Bytes> {
-        let end = self.start + self.buf.len() as u64;
-        (pos >= self.start && pos + n <= end).then(|| {
-            self.buf
-                .slice((pos - self.start) as usize..(pos - self.start + n) as usize)
-        })
+    fn covers(&self, pos: u64, n: u64) -> bool {
+        pos >= self.start && pos + n <= self.start + self.buf.len() as u64
     }
 
     /// `n` bytes at `pos`, reading ahead (forward walks). The caller checks `pos + n <= hi`.
-    pub(crate) fn get(&mut self, pos: u64, n: u64) -> io::Result<Bytes> {
-        if let Some(b) = self.cached(pos, n) {
-            return Ok(b);
+    /// Borrowed: checking a frame costs no reference count; only payloads are shared out.
+    pub(crate) fn get(&mut self, pos: u64, n: u64) -> io::Result<&[u8]> {
+        if !self.covers(pos, n) {
+            let len = n.max(self.ahead).min(self.hi.saturating_sub(pos)).max(n);
+            self.load(pos, len)?;
         }
-        let len = n.max(self.ahead).min(self.hi.saturating_sub(pos)).max(n);
-        self.load(pos, len)?;
-        Ok(self.cached(pos, n).unwrap_or_default())
+        Ok(self.borrow(pos, n))
     }
 
     /// `n` bytes at `pos`, reading behind (backward walks). The caller checks `pos >= lo`.
-    pub(crate) fn get_back(&mut self, pos: u64, n: u64) -> io::Result<Bytes> {
-        if let Some(b) = self.cached(pos, n) {
-            return Ok(b);
+    pub(crate) fn get_back(&mut self, pos: u64, n: u64) -> io::Result<&[u8]> {
+        if !self.covers(pos, n) {
+            let end = pos + n;
+            let start = end.saturating_sub(self.ahead).max(self.lo).min(pos);
+            self.load(start, end - start)?;
         }
-        let end = pos + n;
-        let start = end.saturating_sub(self.ahead).max(self.lo).min(pos);
-        self.load(start, end - start)?;
-        Ok(self.cached(pos, n).unwrap_or_default())
+        Ok(self.borrow(pos, n))
+    }
+
+    fn borrow(&self, pos: u64, n: u64) -> &[u8] {
+        let at = (pos - self.start) as usize;
+        &self.buf[at..at + n as usize]
+    }
+
+    /// `n` bytes at `pos` as shared `Bytes`; the range was just returned by `get`/`get_back`.
+    fn share(&self, pos: u64, n: u64) -> Bytes {
+        let at = (pos - self.start) as usize;
+        self.buf.slice(at..at + n as usize)
     }
 
     fn load(&mut self, start: u64, len: u64) -> io::Result<()> {
-        let mut v = vec![0u8; len as usize];
-        self.file.read_exact_at(&mut v, start)?;
-        self.buf = Bytes::from(v);
+        let mut v = buffer(len as usize);
+        let read = self.file.read_exact_at(&mut v, start);
+        let old = std::mem::replace(&mut self.buf, Bytes::from(v));
+        recycle(old);
+        read?;
         self.start = start;
         self.ahead = (self.ahead * 2).min(self.max_ahead);
         Ok(())
     }
 }
 
+/// Read buffers whose payloads may still be in use; reused once nothing points into them.
+/// Fresh buffers of this size cost page faults and zeroing on every load; reused ones do not.
+static POOL: Mutex<Vec<Bytes>> = Mutex::new(Vec::new());
+const POOLED: usize = 8;
+
+/// A buffer of exactly `len` bytes: a recycled one nobody shares any more, or a new one.
+fn buffer(len: usize) -> Vec<u8> {
+    let mut pool = lock(&POOL);
+    let mut i = 0;
+    while i < pool.len() {
+        match pool.swap_remove(i).try_into_mut() {
+            Ok(unique) if unique.capacity() >= len => {
+                let mut v = Vec::from(unique);
+                // Every byte is overwritten by the read; only a longer buffer needs filling.
+                v.resize(len, 0);
+                return v;
+            }
+            Ok(_) => {}
+            Err(shared) => {
+                pool.push(shared);
+                let last = pool.len() - 1;
+                pool.swap(i, last);
+                i += 1;
+            }
+        }
+    }
+    vec![0u8; len]
+}
+
+fn recycle(old: Bytes) {
+    if old.len() >= 16 << 10 {
+        let mut pool = lock(&POOL);
+        if pool.len() < POOLED {
+            pool.push(old);
+        }
+    }
+}
+
 /// A frame that passed every check.
 pub(crate) struct Frame {
     pub(crate) header: frame::Header,
-    /// The whole frame; the payload is `bytes[HEADER..HEADER + len]`.
-    pub(crate) bytes: Bytes,
-}
-
-impl Frame {
-    pub(crate) fn payload(&self) -> Bytes {
-        self.bytes
-            .slice(frame::HEADER..frame::HEADER + self.header.len as usize)
-    }
+    /// The record, sharing the read buffer.
+    pub(crate) payload: Bytes,
 }
 
 /// Why a frame failed: `Err` carries the reason; I/O errors are separate.
@@ -206,13 +246,14 @@ pub(crate) fn frame_at(
         return Err(Bad::Frame("frame header runs past the end of the data"));
     }
     let h = chunks.get(pos, frame::HEADER as u64)?;
-    let header = frame::parse_header(&h, pos, max_record).map_err(Bad::Frame)?;
+    let header = frame::parse_header(h, pos, max_record).map_err(Bad::Frame)?;
     if pos + header.frame_len() > hi {
         return Err(Bad::Frame("frame runs past the end of the data"));
     }
     let bytes = chunks.get(pos, header.frame_len())?;
-    frame::verify(&bytes, seg.seq(pos), &header).map_err(Bad::Frame)?;
-    Ok(Frame { header, bytes })
+    frame::verify(bytes, seg.seq(pos), &header).map_err(Bad::Frame)?;
+    let payload = chunks.share(pos + frame::HEADER as u64, u64::from(header.len));
+    Ok(Frame { header, payload })
 }
 
 /// Read and fully check the frame ending at file position `end`, which must start at or after `lo`.
@@ -229,7 +270,7 @@ pub(crate) fn frame_before(
         ));
     }
     let t = chunks.get_back(end - frame::TRAILER as u64, frame::TRAILER as u64)?;
-    let len = frame::trailer_len(&t);
+    let len = frame::trailer_len(t);
     if len > max_record {
         return Err(Bad::Frame("frame trailer exceeds the maximum record size"));
     }
@@ -240,12 +281,13 @@ pub(crate) fn frame_before(
         ));
     }
     let bytes = chunks.get_back(start, end - start)?;
-    let header = frame::parse_header(&bytes, start, max_record).map_err(Bad::Frame)?;
+    let header = frame::parse_header(bytes, start, max_record).map_err(Bad::Frame)?;
     if header.len != len {
         return Err(Bad::Frame("frame trailer does not match its header"));
     }
-    frame::verify(&bytes, seg.seq(start), &header).map_err(Bad::Frame)?;
-    Ok((start, Frame { header, bytes }))
+    frame::verify(bytes, seg.seq(start), &header).map_err(Bad::Frame)?;
+    let payload = chunks.share(start + frame::HEADER as u64, u64::from(len));
+    Ok((start, Frame { header, payload }))
 }
 
 /// Map a frame failure at a known frame boundary to the log's error: corruption, since the
