@@ -66,7 +66,7 @@ impl Index {
             let h = chunks
                 .get(p, frame::HEADER as u64)
                 .map_err(|e| ctx.io(&seg.name, e))?;
-            let header = frame::parse_header(&h, p, ctx.max_record)
+            let header = frame::parse_header(h, p, ctx.max_record)
                 .map_err(|r| ctx.corrupt(&seg.name, p, r))?;
             p += header.frame_len();
         }
@@ -123,7 +123,7 @@ fn structure(
         return Err(Some("frame header runs past the end of the data"));
     }
     let h = chunks.get(p, frame::HEADER as u64).map_err(|_| None)?;
-    let header = frame::parse_header(&h, p, max_record).map_err(Some)?;
+    let header = frame::parse_header(h, p, max_record).map_err(Some)?;
     let len = header.frame_len();
     if p + len > hi {
         return Err(Some("frame runs past the end of the data"));
@@ -131,7 +131,7 @@ fn structure(
     let t = chunks
         .get(p + len - frame::TRAILER as u64, frame::TRAILER as u64)
         .map_err(|_| None)?;
-    if frame::trailer_len(&t) != header.len {
+    if frame::trailer_len(t) != header.len {
         return Err(Some("frame trailer does not match its header"));
     }
     Ok(len)

@@ -52,8 +52,13 @@ mod reader;
 mod recovery;
 mod segment;
 pub mod storage;
+mod verify;
 mod writer;
 
 pub use log::OffsetLog;
 pub use options::{Durability, Options};
 pub use storage::{FsStorage, SimStorage};
+pub use verify::{
+    Damage, Repair, RepairPlan, SegmentReport, VerifyReport, repair, verify, verify_storage,
+    verify_with,
+};

@@ -17,8 +17,8 @@ use tokio::sync::oneshot;
 
 use crate::error::LmdbError;
 
-/// A database of raw byte keys and values in the environment.
-pub(crate) type Table = Database<'static, Bytes, Bytes>;
+/// A table (LMDB named database) of raw byte keys and values.
+pub type Table = Database<'static, Bytes, Bytes>;
 
 /// The initial map size; it doubles whenever a write finds it full.
 const INITIAL_MAP: usize = 256 << 20;
@@ -111,7 +111,10 @@ impl Lmdb {
 
     /// Run `f` in a write transaction on the writer thread and commit. `f` may run more than
     /// once: when the map is full the transaction is aborted, the map grown, and `f` run again.
-    pub(crate) async fn write<R, F>(&self, f: F) -> Result<R, LmdbError>
+    ///
+    /// # Errors
+    /// LMDB's errors; [`LmdbError::Closed`] when the environment is closing.
+    pub async fn write<R, F>(&self, f: F) -> Result<R, LmdbError>
     where
         R: Send + 'static,
         F: FnMut(&mut RwTxn<'_>) -> heed::Result<R> + Send + 'static,
@@ -125,7 +128,10 @@ impl Lmdb {
     }
 
     /// Create (or open) the named table.
-    pub(crate) async fn table(&self, name: &str) -> Result<Table, LmdbError> {
+    ///
+    /// # Errors
+    /// LMDB's errors (too many tables: the environment allows 1024).
+    pub async fn table(&self, name: &str) -> Result<Table, LmdbError> {
         let name = name.to_string();
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |w: &Writer| {
@@ -135,8 +141,11 @@ impl Lmdb {
         rx.await.map_err(|_| LmdbError::Closed)?
     }
 
-    /// Run `f` in a read transaction, here and now (reads are short; never await inside).
-    pub(crate) fn read<R>(
+    /// Run `f` in a read transaction, here and now. Keep it short: it holds off map growth.
+    ///
+    /// # Errors
+    /// LMDB's errors, and `f`'s.
+    pub fn read<R>(
         &self,
         f: impl FnOnce(&RoTxn<'_, WithoutTls>) -> heed::Result<R>,
     ) -> Result<R, LmdbError> {

@@ -54,10 +54,10 @@ mod error;
 mod index;
 pub mod key;
 mod kv;
-mod meta;
+pub mod meta;
 mod range;
 
-pub use env::Lmdb;
+pub use env::{Lmdb, Table};
 pub use error::{LmdbError, ReadError};
 pub use index::{Index, IndexItem, IndexOps, IndexOpts, IndexReads};
 pub use kv::{

@@ -1,5 +1,6 @@
 //! Each LMDB view's `{version, since}`, stored in one table of the environment and written in the
-//! same write transaction as the view's rows, so the two always agree.
+//! same write transaction as the view's rows, so the two always agree. Views built on [`Lmdb`]
+//! in other crates use these too.
 
 use flume_core::{Seq, ViewError, ViewMeta};
 use heed::{RoTxn, RwTxn, WithoutTls};
@@ -7,10 +8,15 @@ use heed::{RoTxn, RwTxn, WithoutTls};
 use crate::env::{Lmdb, Table};
 
 /// The table of view metadata, keyed by the view's table name.
-pub(crate) const META_TABLE: &str = "__flume_view_meta";
+pub const META_TABLE: &str = "__flume_view_meta";
 
+/// Store `view`'s version and since, in the caller's write transaction.
+///
 /// Encoded as: version (u32 BE), then since (u64 BE) when present. 4 or 12 bytes.
-pub(crate) fn put(
+///
+/// # Errors
+/// LMDB's errors.
+pub fn put(
     txn: &mut RwTxn<'_>,
     meta: Table,
     view: &str,
@@ -34,7 +40,10 @@ pub(crate) fn get(
 }
 
 /// Load a view's meta; unreadable bytes make the database rebuild the view.
-pub(crate) fn load(lmdb: &Lmdb, meta: Table, view: &str) -> Result<ViewMeta, ViewError> {
+///
+/// # Errors
+/// [`ViewError::Unreadable`] for malformed meta; LMDB errors.
+pub fn load(lmdb: &Lmdb, meta: Table, view: &str) -> Result<ViewMeta, ViewError> {
     let Some(bytes) = lmdb.read(|txn| get(txn, meta, view))? else {
         return Ok(ViewMeta::default());
     };

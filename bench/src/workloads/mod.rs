@@ -2,6 +2,7 @@
 
 mod append;
 mod reopen;
+mod server;
 mod stream;
 mod views;
 
@@ -81,6 +82,21 @@ pub(crate) fn all() -> Vec<Workload> {
             name: "kv_get",
             about: "gated key-value gets of random keys from 2 threads",
             run: |ctx, _| Box::pin(views::kv_get(ctx)),
+        },
+        Workload {
+            name: "memcached",
+            about: "memcached protocol gets and sets, beside Debian's memcached, same load generator",
+            run: |ctx, _| Box::pin(server::memcached_protocol(ctx)),
+        },
+        Workload {
+            name: "http_append",
+            about: "HTTP appends from 64 clients, beside the same appends in-process",
+            run: |ctx, _| Box::pin(server::http_append(ctx)),
+        },
+        Workload {
+            name: "sse_fanout",
+            about: "SSE fan-out to 100 subscribers: delivery latency beside append latency",
+            run: |ctx, _| Box::pin(server::sse_fanout(ctx)),
         },
         Workload {
             name: "mem_append_batch",

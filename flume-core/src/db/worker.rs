@@ -201,6 +201,8 @@ impl<T: Send + Sync + 'static> Worker<T> {
     }
 
     /// Ask the feed to take this view. `Ok(None)`: catch up further first.
+    ///
+    /// Both waits also watch for shutdown, so a close never waits on a feed that is stopping.
     async fn join(&mut self) -> Result<Option<mpsc::Receiver<FeedMsg<T>>>, Exit> {
         let (tx, rx) = mpsc::channel(FEED_QUEUE);
         let (reply, answer) = oneshot::channel();
@@ -209,13 +211,18 @@ impl<T: Send + Sync + 'static> Worker<T> {
             tx,
             reply,
         };
-        if self.joins.send(join).await.is_err() {
-            return Err(Exit::Shutdown);
-        }
-        match answer.await {
-            Ok(Ok(())) => Ok(Some(rx)),
-            Ok(Err(_pos)) => Ok(None),
-            Err(_) => Err(Exit::Shutdown),
+        let joins = self.joins.clone();
+        let answered = tokio::select! {
+            _ = self.shutdown.wait_for(|closed| *closed) => return Err(Exit::Shutdown),
+            answered = async move {
+                joins.send(join).await.ok()?;
+                answer.await.ok()
+            } => answered,
+        };
+        match answered {
+            Some(Ok(())) => Ok(Some(rx)),
+            Some(Err(_pos)) => Ok(None),
+            None => Err(Exit::Shutdown),
         }
     }
 

@@ -16,19 +16,43 @@ use crate::{key, meta};
 /// The index operations a record maps to.
 #[derive(Debug, Default)]
 pub struct IndexOps {
-    ops: Vec<(Vec<u8>, bool)>,
+    ops: Vec<(Vec<u8>, Op)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    Put,
+    /// Put with the record's seq appended to the key.
+    PutUnique,
+    Delete,
 }
 
 impl IndexOps {
     /// Point `key` (a tuple of document values) at the record being indexed. A later put of the
     /// same key points it at the later record.
     pub fn put<K: AsRef<[Value]>>(&mut self, key: K) {
-        self.ops.push((key::encode(key.as_ref()), true));
+        self.ops.push((key::encode(key.as_ref()), Op::Put));
+    }
+
+    /// Put `key` followed by the record's seq (as a number), so every record keeps its own
+    /// entry even when the values are equal; read them all with a prefix of `key`.
+    pub fn put_unique<K: AsRef<[Value]>>(&mut self, key: K) {
+        self.ops.push((key::encode(key.as_ref()), Op::PutUnique));
     }
 
     /// Remove `key` from the index.
     pub fn delete<K: AsRef<[Value]>>(&mut self, key: K) {
-        self.ops.push((key::encode(key.as_ref()), false));
+        self.ops.push((key::encode(key.as_ref()), Op::Delete));
+    }
+
+    /// The rows to write for the record at `seq`: `(encoded key, is a put)`.
+    pub(crate) fn rows(self, seq: Seq) -> impl Iterator<Item = (Vec<u8>, bool)> {
+        self.ops.into_iter().map(move |(mut k, op)| {
+            if op == Op::PutUnique {
+                key::encode_value(&Value::from(seq.0), &mut k);
+            }
+            (k, op != Op::Delete)
+        })
     }
 }
 
@@ -167,7 +191,7 @@ impl<T: Send + Sync + 'static> View<T> for Index<T> {
         // The user's function runs here, on the caller's task; the writer thread only writes.
         let mut rows: Vec<(Vec<u8>, Option<[u8; 8]>)> = Vec::with_capacity(batch.len());
         for (seq, record) in batch {
-            for (key, put) in self.map_record(record).ops {
+            for (key, put) in self.map_record(record).rows(*seq) {
                 rows.push((key, put.then(|| seq.0.to_be_bytes())));
             }
         }

@@ -360,7 +360,7 @@ impl<T: Send + Sync + 'static> Cursor<T> {
             let record = records.decode(seq, &value)?;
             let ops = index.map_record(&record);
             let mut record = Some(record);
-            for (k, put) in ops.ops {
+            for (k, put) in ops.rows(seq) {
                 if put
                     && self.range.contains(&k)
                     && let Some(it) = item(self.parts(), index, &k, seq, record.take()).await?

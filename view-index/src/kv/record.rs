@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 
 use crate::kv::KvError;
 
-/// The longest key accepted, in bytes (memcached's limit).
+/// The longest collection, and the longest member, accepted, in bytes (memcached's key limit, so
+/// any memcached key fits as a member).
 pub const MAX_KEY_LEN: usize = 250;
 
 /// A stored value: opaque bytes (memcached) or a JSON document.
@@ -142,21 +143,24 @@ pub fn split_key(key: &str) -> Result<(&str, &str), KvError> {
     if key.is_empty() {
         return bad("it is empty");
     }
-    if key.len() > MAX_KEY_LEN {
-        return bad(&format!(
-            "it is {} bytes long; the limit is {MAX_KEY_LEN}",
-            key.len()
-        ));
-    }
     if key.chars().any(char::is_control) {
         return bad("it contains a control character");
     }
-    match key.split_once('/') {
-        None => bad("it has no `/`: keys are `collection/member`"),
-        Some(("", _)) => bad("the collection (before `/`) is empty"),
-        Some((_, "")) => bad("the member (after `/`) is empty"),
-        Some(parts) => Ok(parts),
+    let (collection, member) = match key.split_once('/') {
+        None => return bad("it has no `/`: keys are `collection/member`"),
+        Some(("", _)) => return bad("the collection (before `/`) is empty"),
+        Some((_, "")) => return bad("the member (after `/`) is empty"),
+        Some(parts) => parts,
+    };
+    for (part, what) in [(collection, "collection"), (member, "member")] {
+        if part.len() > MAX_KEY_LEN {
+            let len = part.len();
+            return bad(&format!(
+                "the {what} is {len} bytes long; the limit is {MAX_KEY_LEN}"
+            ));
+        }
     }
+    Ok((collection, member))
 }
 
 /// Check a collection name.
@@ -173,8 +177,11 @@ pub fn check_collection(collection: &str) -> Result<(), KvError> {
     if collection.is_empty() {
         return bad("the collection is empty");
     }
-    if collection.len() >= MAX_KEY_LEN {
-        return bad("the collection is too long to hold any member");
+    if collection.len() > MAX_KEY_LEN {
+        return bad(&format!(
+            "the collection is {} bytes long; the limit is {MAX_KEY_LEN}",
+            collection.len()
+        ));
     }
     if collection.contains('/') || collection.chars().any(char::is_control) {
         return bad("a collection cannot contain `/` or control characters");
@@ -210,11 +217,15 @@ mod tests {
         ] {
             assert!(split_key(bad).is_err(), "{bad:?}");
         }
-        assert!(split_key(&format!("c/{}", "x".repeat(248))).is_ok());
-        let err = split_key(&format!("c/{}", "x".repeat(249)))
+        assert!(split_key(&format!("c/{}", "x".repeat(250))).is_ok());
+        let err = split_key(&format!("c/{}", "x".repeat(251)))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("251 bytes") && err.contains("250"), "{err}");
+        assert!(
+            err.contains("member is 251 bytes") && err.contains("250"),
+            "{err}"
+        );
+        assert!(split_key(&format!("{}/m", "c".repeat(251))).is_err());
         assert!(check_collection("c").is_ok());
         assert!(check_collection("c/d").is_err() && check_collection("").is_err());
     }

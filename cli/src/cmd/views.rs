@@ -1,0 +1,108 @@
+//! `flume views`: each declared view's name, kind, version, since, lag and state.
+
+use std::path::Path;
+
+use flume_store::StoreView;
+use serde_json::{Value, json};
+
+use crate::out::{self, Format, Out};
+use crate::{open, stored};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    format: Format,
+    /// Wait for every view to catch up with the log and add the reduce views' values
+    #[arg(long)]
+    values: bool,
+}
+
+pub(crate) async fn run(db: &Path, args: Args) -> anyhow::Result<()> {
+    let store = open::store(db, false).await?;
+    let result = async {
+        let mut rows = Vec::new();
+        for ((name, view), spec) in store.views().iter().zip(&store.config().views) {
+            let value = if args.values {
+                view.value().await?.unwrap_or(Value::Null)
+            } else {
+                Value::Null
+            };
+            if args.values
+                && matches!(
+                    view,
+                    StoreView::Index(_) | StoreView::Kv(_) | StoreView::Query(_)
+                )
+            {
+                // Reads of these wait for the view too: wait so the status below is current.
+                wait(&store, name).await?;
+            }
+            let s = view.status();
+            let mut row = json!({
+                "name": name,
+                "kind": stored::kind_name(&spec.kind),
+                "version": s.version,
+                "since": s.since.map(|s| s.0),
+                "lag": s.lag,
+                "state": s.state.to_string(),
+            });
+            if args.values {
+                row["value"] = value;
+            }
+            rows.push(row);
+        }
+        let mut out = Out::new();
+        match args.format {
+            Format::Json => {
+                for row in &rows {
+                    out.json(row)?;
+                }
+            }
+            Format::Table => {
+                let cells: Vec<Vec<String>> = rows
+                    .iter()
+                    .map(|r| {
+                        let mut cells: Vec<String> =
+                            ["name", "kind", "version", "since", "lag", "state"]
+                                .iter()
+                                .map(|k| match &r[*k] {
+                                    Value::String(s) => s.clone(),
+                                    Value::Null => "-".into(),
+                                    v => v.to_string(),
+                                })
+                                .collect();
+                        if args.values {
+                            cells.push(if r["value"].is_null() {
+                                "-".into()
+                            } else {
+                                r["value"].to_string()
+                            });
+                        }
+                        cells
+                    })
+                    .collect();
+                let mut header = vec!["name", "kind", "version", "since", "lag", "state"];
+                if args.values {
+                    header.push("value");
+                }
+                out.text(&out::table(&header, &cells))?;
+            }
+        }
+        out.flush()
+    }
+    .await;
+    let closed = store.close().await;
+    result?;
+    Ok(closed?)
+}
+
+/// Wait until the view `name` includes every record in the log now.
+async fn wait(store: &flume_store::Store, name: &str) -> anyhow::Result<()> {
+    match store.view(name)? {
+        StoreView::Index(h) => drop(h.ready().await?),
+        StoreView::Kv(h) => drop(h.ready().await?),
+        StoreView::Query(h) => drop(h.ready().await?),
+        _ => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,63 @@
+//! Live queries: started before 1,000 appends, they yield exactly the matching ones, in order.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use flume_core::{Document, Seq};
+use flume_view_query::{Query, QueryOpts, QueryReads};
+use futures::StreamExt;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_query_yields_exactly_the_matching_appends_in_order() {
+    let fx = common::fixture().await;
+    let q =
+        Query::parse(&json!([{"$filter": {"kind": "tick", "n": {"$gte": 500}}}, {"$map": "n"}]))
+            .unwrap();
+    // 250 of the 1,000 appends match; the limit ends the live query after the last of them.
+    let mut live = fx
+        .view
+        .query(&q, QueryOpts::new().live().old(false).limit(250));
+    let writer = fx.db.clone();
+    let appends = tokio::spawn(async move {
+        let mut matching = Vec::new();
+        for n in 0..1000u64 {
+            let kind = if n % 2 == 0 { "tick" } else { "tock" };
+            let seq = writer
+                .append(Document(json!({"kind": kind, "n": n})))
+                .await
+                .unwrap();
+            if kind == "tick" && n >= 500 {
+                matching.push((seq, n));
+            }
+        }
+        matching
+    });
+    let mut got = Vec::new();
+    while let Some(item) = live.next().await {
+        let item = item.unwrap();
+        got.push((item.seq.unwrap(), item.value.as_u64().unwrap()));
+    }
+    let want: Vec<(Seq, u64)> = appends.await.unwrap();
+    assert_eq!(want.len(), 250);
+    assert_eq!(got, want, "exactly the matching appends, in order, once");
+    fx.db.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_query_with_old_records_continues_after_them() {
+    let fx = common::fixture().await;
+    let q = Query::parse(&json!([{"$filter": {"type": "vote"}}, {"$map": "id"}])).unwrap();
+    let mut live = fx.view.query(&q, QueryOpts::new().live().limit(4));
+    for want in [4, 10, 15] {
+        assert_eq!(live.next().await.unwrap().unwrap().value, json!(want));
+    }
+    fx.db
+        .append(Document(json!({"id": 21, "type": "vote"})))
+        .await
+        .unwrap();
+    assert_eq!(live.next().await.unwrap().unwrap().value, json!(21));
+    assert!(live.next().await.is_none(), "the limit ends the live query");
+    fx.db.close().await.unwrap();
+}
