@@ -149,7 +149,11 @@ fn verify_finds_a_flipped_byte_and_repair_cuts_there() {
     assert_eq!(done["first_lost"], json!(seqs[120]));
     let lost = done["lost_records"].as_u64().unwrap();
     assert!((5..180).contains(&lost), "{lost}");
-    assert_eq!(done["views_rebuilt"].as_array().unwrap().len(), 3, "kv, count, query");
+    assert_eq!(
+        done["views_rebuilt"].as_array().unwrap().len(),
+        3,
+        "kv, count, query"
+    );
 
     let after = &ok(&db, &["verify"])[0];
     assert_eq!(after["ok"], true);

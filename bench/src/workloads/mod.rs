@@ -1,6 +1,7 @@
 //! The named workloads. Each returns its metrics; later issues add workloads here.
 
 mod append;
+mod query;
 mod reopen;
 mod server;
 mod stream;
@@ -97,6 +98,11 @@ pub(crate) fn all() -> Vec<Workload> {
             name: "sse_fanout",
             about: "SSE fan-out to 100 subscribers: delivery latency beside append latency",
             run: |ctx, _| Box::pin(server::sse_fanout(ctx)),
+        },
+        Workload {
+            name: "query",
+            about: "a 0.1%-selective query through its index and as a full scan",
+            run: |ctx, _| Box::pin(query::query(ctx)),
         },
         Workload {
             name: "mem_append_batch",
