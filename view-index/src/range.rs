@@ -2,6 +2,8 @@
 
 use std::ops::Bound;
 
+use flume_core::bounds::{max_lower, min_upper};
+
 /// A range of encoded keys.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct KeyRange {
@@ -12,9 +14,9 @@ pub(crate) struct KeyRange {
 impl KeyRange {
     /// The range, narrowed to keys that start with `prefix`.
     pub(crate) fn with_prefix(self, prefix: &[u8]) -> Self {
-        let lower = tighter_lower(self.lower, Bound::Included(prefix.to_vec()));
+        let lower = max_lower(self.lower, Bound::Included(prefix.to_vec()));
         let upper = match successor(prefix) {
-            Some(end) => tighter_upper(self.upper, Bound::Excluded(end)),
+            Some(end) => min_upper(self.upper, Bound::Excluded(end)),
             None => self.upper,
         };
         KeyRange { lower, upper }
@@ -52,38 +54,6 @@ fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
         }
     }
     None
-}
-
-pub(crate) fn tighter_lower(a: Bound<Vec<u8>>, b: Bound<Vec<u8>>) -> Bound<Vec<u8>> {
-    use Bound::*;
-    match (a, b) {
-        (Unbounded, x) | (x, Unbounded) => x,
-        (Included(x), Included(y)) => Included(x.max(y)),
-        (Excluded(x), Excluded(y)) => Excluded(x.max(y)),
-        (Included(x), Excluded(y)) | (Excluded(y), Included(x)) => {
-            if x > y {
-                Included(x)
-            } else {
-                Excluded(y)
-            }
-        }
-    }
-}
-
-pub(crate) fn tighter_upper(a: Bound<Vec<u8>>, b: Bound<Vec<u8>>) -> Bound<Vec<u8>> {
-    use Bound::*;
-    match (a, b) {
-        (Unbounded, x) | (x, Unbounded) => x,
-        (Included(x), Included(y)) => Included(x.min(y)),
-        (Excluded(x), Excluded(y)) => Excluded(x.min(y)),
-        (Included(x), Excluded(y)) | (Excluded(y), Included(x)) => {
-            if x < y {
-                Included(x)
-            } else {
-                Excluded(y)
-            }
-        }
-    }
 }
 
 #[cfg(test)]

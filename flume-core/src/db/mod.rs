@@ -140,7 +140,7 @@ fn lock<X>(m: &Mutex<X>) -> MutexGuard<'_, X> {
 pub(crate) fn chunk_range(lower: Bound<Seq>, target: Option<Seq>) -> Option<ReadRange> {
     let target = target?;
     let upper = Bound::Included(target);
-    if crate::log::is_empty_range(lower, upper) {
+    if crate::bounds::is_empty_range(lower, upper) {
         return None;
     }
     Some(ReadRange {

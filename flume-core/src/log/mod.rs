@@ -8,7 +8,6 @@ use futures::stream::BoxStream;
 use tokio::sync::watch;
 
 pub use opts::{Item, Output, ReadRange, StreamOpts};
-pub(crate) use opts::{is_empty_range, max_lower, min_upper};
 pub use stream::stream_owned;
 
 use crate::{AppendError, LogError, Seq};

@@ -8,7 +8,8 @@ use futures::future::{self, Either};
 use futures::stream::{self, BoxStream, StreamExt};
 use tokio::sync::watch;
 
-use super::{Item, Log, ReadRange, StreamOpts, is_empty_range, max_lower, min_upper};
+use super::{Item, Log, ReadRange, StreamOpts};
+use crate::bounds::{is_empty_range, max_lower, min_upper};
 use crate::{LogError, Seq};
 
 /// Records read per call to [`Log::read`]: large enough to amortise the call, small enough that a

@@ -7,6 +7,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use flume_core::bounds::{is_empty_range, min_upper};
 use flume_core::{Codec, Log, LogError, Postcard, ReadRange, Seq};
 use flume_store::Record;
 
@@ -53,7 +54,7 @@ impl Cursor {
             return Ok(Vec::new());
         };
         let upper = min_upper(self.upper, Bound::Included(since));
-        if is_empty(self.lower, upper) {
+        if is_empty_range(self.lower, upper) {
             return Ok(Vec::new());
         }
         let range = ReadRange {
@@ -77,34 +78,6 @@ impl Cursor {
         let average = bytes / records.len();
         self.per_read = (self.budget / average.max(1)).clamp(1, MAX_PER_READ);
         Ok(records)
-    }
-}
-
-/// The tighter of two upper bounds.
-pub(crate) fn min_upper(a: Bound<Seq>, b: Bound<Seq>) -> Bound<Seq> {
-    use Bound::*;
-    match (a, b) {
-        (Unbounded, x) | (x, Unbounded) => x,
-        (Included(x), Included(y)) => Included(x.min(y)),
-        (Excluded(x), Excluded(y)) => Excluded(x.min(y)),
-        (Included(x), Excluded(y)) | (Excluded(y), Included(x)) => {
-            if x < y {
-                Included(x)
-            } else {
-                Excluded(y)
-            }
-        }
-    }
-}
-
-/// True when no seq lies between the bounds.
-pub(crate) fn is_empty(lower: Bound<Seq>, upper: Bound<Seq>) -> bool {
-    use Bound::*;
-    match (lower, upper) {
-        (Unbounded, _) | (_, Unbounded) => false,
-        (Included(a), Included(b)) => a > b,
-        (Included(a), Excluded(b)) | (Excluded(a), Included(b)) => a >= b,
-        (Excluded(a), Excluded(b)) => a.0.saturating_add(1) >= b.0,
     }
 }
 

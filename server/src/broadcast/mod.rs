@@ -22,7 +22,8 @@ use flume_core::{Log, Seq};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
-pub(crate) use cursor::{Cursor, is_empty, record_json};
+pub(crate) use cursor::{Cursor, record_json};
+pub(crate) use flume_core::bounds::is_empty_range as is_empty;
 
 use crate::metrics::{Metrics, inc};
 

@@ -12,8 +12,9 @@ use futures::stream::{self, BoxStream};
 use serde_json::Value;
 
 use super::{Index, Tables};
-use crate::range::{KeyRange, tighter_lower, tighter_upper};
+use crate::range::KeyRange;
 use crate::{ReadError, key};
+use flume_core::bounds::{max_lower, min_upper};
 
 /// Entries read from LMDB per read transaction.
 const CHUNK: usize = 512;
@@ -313,9 +314,9 @@ impl<T: Send + Sync + 'static> Cursor<T> {
             return Ok(());
         };
         if reverse {
-            range.upper = tighter_upper(range.upper, Bound::Excluded(last.clone()));
+            range.upper = min_upper(range.upper, Bound::Excluded(last.clone()));
         } else {
-            range.lower = tighter_lower(range.lower, Bound::Excluded(last.clone()));
+            range.lower = max_lower(range.lower, Bound::Excluded(last.clone()));
         }
         for (k, seq) in entries {
             // Entries written after the scan began belong to the live part.
