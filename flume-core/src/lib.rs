@@ -58,7 +58,7 @@ pub use db::{
     DEFAULT_APPEND_QUEUE_BYTES, Db, DbOptions, QueueStats, ViewHandle, ViewState, ViewStatus,
 };
 pub use error::{AppendError, BoxError, CodecError, DbError, LogError, ViewError};
-pub use log::{Item, Log, Output, ReadRange, StreamOpts, stream_owned};
+pub use log::{Item, Log, Output, READ_BYTES, ReadRange, StreamOpts, stream_owned};
 pub use reader::RecordReader;
 pub use seq::Seq;
 pub use view::{View, ViewMeta};

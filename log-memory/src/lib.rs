@@ -203,10 +203,28 @@ impl Log for MemoryLog {
                 },
             )
         };
+        let mut bytes = 0;
+        let mut within = |(_, b): &&(Seq, Bytes)| {
+            // Stop after the record that reaches the byte budget (always at least one).
+            let fits = bytes < range.max_bytes;
+            bytes += b.len();
+            fits
+        };
         Ok(if range.reverse {
-            slice.iter().rev().take(range.max).map(take).collect()
+            slice
+                .iter()
+                .rev()
+                .take(range.max)
+                .take_while(&mut within)
+                .map(take)
+                .collect()
         } else {
-            slice.iter().take(range.max).map(take).collect()
+            slice
+                .iter()
+                .take(range.max)
+                .take_while(&mut within)
+                .map(take)
+                .collect()
         })
     }
 

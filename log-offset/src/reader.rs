@@ -173,15 +173,16 @@ impl Shared {
             },
         };
         let mut out = Vec::new();
+        let mut bytes = 0;
         let mut last_end = 0;
         let ctx = self.ctx();
-        while x < view.end && out.len() < range.max {
+        while x < view.end && out.len() < range.max && bytes < range.max_bytes {
             let (seg, hi) = self.segment(x, view)?;
             let file = seg.file(ctx)?;
             let hi_pos = seg.pos(hi);
             let mut chunks = Chunks::new(&*file, SEG_HEADER, hi_pos);
             let mut p = seg.pos(x);
-            while p < hi_pos && out.len() < range.max {
+            while p < hi_pos && out.len() < range.max && bytes < range.max_bytes {
                 let seq = Seq(seg.seq(p));
                 if !range.contains(seq) {
                     return Ok((out, last_end));
@@ -190,6 +191,7 @@ impl Shared {
                     .map_err(|b| bad_to_error(ctx, &seg, p, b))?;
                 p += f.header.frame_len();
                 last_end = seg.seq(p);
+                bytes += f.header.len as usize;
                 let value = if range.values {
                     f.payload
                 } else {
@@ -217,14 +219,15 @@ impl Shared {
             Bound::Excluded(s) => self.seek(s.0, view)?,
         };
         let mut out = Vec::new();
+        let mut bytes = 0;
         let mut last_end = 0;
         let ctx = self.ctx();
-        while x > view.first && out.len() < range.max {
+        while x > view.first && out.len() < range.max && bytes < range.max_bytes {
             let (seg, _) = self.segment(x - 1, view)?;
             let file = seg.file(ctx)?;
             let mut p = seg.pos(x);
             let mut chunks = Chunks::new(&*file, SEG_HEADER, p);
-            while p > SEG_HEADER && out.len() < range.max {
+            while p > SEG_HEADER && out.len() < range.max && bytes < range.max_bytes {
                 let (start, f) = frame_before(&mut chunks, &seg, p, SEG_HEADER, ctx.max_record)
                     .map_err(|b| bad_to_error(ctx, &seg, p, b))?;
                 let seq = Seq(seg.seq(start));
@@ -233,6 +236,7 @@ impl Shared {
                 }
                 last_end = seg.seq(p);
                 p = start;
+                bytes += f.header.len as usize;
                 let value = if range.values {
                     f.payload
                 } else {

@@ -24,6 +24,7 @@ fn range(lower: Bound<Seq>, upper: Bound<Seq>, reverse: bool) -> ReadRange {
         upper,
         reverse,
         max: usize::MAX,
+        max_bytes: usize::MAX,
         values: true,
     }
 }

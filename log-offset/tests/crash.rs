@@ -110,6 +110,7 @@ fn after(seq: Option<Seq>) -> ReadRange {
         upper: Bound::Unbounded,
         reverse: false,
         max: usize::MAX,
+        max_bytes: usize::MAX,
         values: true,
     }
 }

@@ -17,6 +17,7 @@ fn all() -> ReadRange {
         upper: Bound::Unbounded,
         reverse: false,
         max: usize::MAX,
+        max_bytes: usize::MAX,
         values: true,
     }
 }

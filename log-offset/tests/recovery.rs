@@ -31,6 +31,7 @@ fn all() -> ReadRange {
         upper: Bound::Unbounded,
         reverse: false,
         max: usize::MAX,
+        max_bytes: usize::MAX,
         values: true,
     }
 }

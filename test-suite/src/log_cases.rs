@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use flume_core::{Bytes, Item, Log, LogError, Output, Seq, StreamOpts, stream_owned};
+use flume_core::{Bytes, Item, Log, LogError, Output, ReadRange, Seq, StreamOpts, stream_owned};
 use futures::{FutureExt, StreamExt};
 
 use crate::support::{append, append_batch, collect};
@@ -56,6 +56,10 @@ pub(crate) fn run<F: LogFactory>(r: &mut Runner, make: &impl Fn() -> F) {
     r.case("stream with contradictory options is an error", || {
         bad_options(make())
     });
+    r.case(
+        "read stops at its byte budget, returning at least one record",
+        || read_budget(make()),
+    );
     r.case("get each record", || get_each(make()));
     r.case("get of a seq where no record starts is an error", || {
         get_not_a_record(make())
@@ -329,6 +333,40 @@ async fn bad_options<F: LogFactory>(f: F) {
             "{opts:?} must yield one InvalidOptions error"
         );
     }
+}
+
+async fn read_budget<F: LogFactory>(f: F) {
+    let log = open(&f).await;
+    log.append_batch(vec![Bytes::from(vec![7u8; 1000]); 10])
+        .await
+        .unwrap();
+    for reverse in [false, true] {
+        let range = |max_bytes| ReadRange {
+            lower: std::ops::Bound::Unbounded,
+            upper: std::ops::Bound::Unbounded,
+            reverse,
+            max: 100,
+            max_bytes,
+            values: true,
+        };
+        assert_eq!(
+            log.read(range(1)).await.unwrap().len(),
+            1,
+            "at least one record"
+        );
+        // 1000 and 2000 bytes are under 2500; the third record reaches it and is the last.
+        assert_eq!(
+            log.read(range(2500)).await.unwrap().len(),
+            3,
+            "reverse: {reverse}"
+        );
+        assert_eq!(log.read(range(usize::MAX)).await.unwrap().len(), 10);
+    }
+    assert_eq!(
+        collect(&*log, StreamOpts::new()).await.len(),
+        10,
+        "streams read on past a budget"
+    );
 }
 
 async fn get_each<F: LogFactory>(f: F) {

@@ -148,6 +148,7 @@ pub(crate) fn chunk_range(lower: Bound<Seq>, target: Option<Seq>) -> Option<Read
         upper,
         reverse: false,
         max: CHUNK,
+        max_bytes: crate::READ_BYTES,
         values: true,
     })
 }

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use tokio::sync::watch;
 
-pub use opts::{Item, Output, ReadRange, StreamOpts};
+pub use opts::{Item, Output, READ_BYTES, ReadRange, StreamOpts};
 pub use stream::stream_owned;
 
 use crate::{AppendError, LogError, Seq};

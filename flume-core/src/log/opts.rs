@@ -225,9 +225,17 @@ pub struct ReadRange {
     /// The most records to return; a log may return fewer (but at least one when the range holds
     /// any record).
     pub max: usize,
+    /// Stop after the record that brings the values read to this many bytes (at least one record
+    /// is returned when the range holds any), so large records cannot make a read hold
+    /// `max` times their size.
+    pub max_bytes: usize,
     /// Whether the values are needed; when false a log may return empty values.
     pub values: bool,
 }
+
+/// The byte budget of one read by streams and views: large enough to amortise a read, small
+/// enough that a stream of large records holds little memory.
+pub const READ_BYTES: usize = 4 << 20;
 
 impl ReadRange {
     /// True when `seq` lies within the bounds.

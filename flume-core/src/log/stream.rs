@@ -138,6 +138,7 @@ where
             upper,
             reverse: self.opts.reverse,
             max,
+            max_bytes: super::READ_BYTES,
             values: self.opts.output != super::Output::Seqs,
         };
         let mut records = self.log.read(range).await?;

@@ -62,6 +62,7 @@ impl Cursor {
             upper,
             reverse: self.reverse,
             max: self.per_read,
+            max_bytes: self.budget,
             values: self.values,
         };
         let mut records = self.log.read(range).await?;
