@@ -56,6 +56,7 @@ pub mod key;
 mod kv;
 pub mod meta;
 mod range;
+mod tables;
 
 pub use env::{Lmdb, Table};
 pub use error::{LmdbError, ReadError};
@@ -64,6 +65,14 @@ pub use kv::{
     AsKvRecord, KeyValue, KvDb, KvEntry, KvError, KvReads, KvRecord, KvValue, MAX_KEY_LEN,
     check_collection, split_key,
 };
+pub use tables::ViewTables;
+
+pub(crate) fn index_err(e: flume_core::ViewError) -> ReadError {
+    ReadError::Db(flume_core::DbError::View {
+        view: "index".into(),
+        source: e,
+    })
+}
 
 pub(crate) fn key_value_err(e: flume_core::ViewError) -> ReadError {
     ReadError::Db(flume_core::DbError::View {

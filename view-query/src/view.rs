@@ -2,10 +2,10 @@
 //! paths, then the record's seq (so equal values keep one entry per record, in log order).
 
 use std::borrow::Cow;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
-use flume_core::{Document, RecordReader, Seq, View, ViewError, ViewMeta, async_trait};
-use flume_view_index::{Lmdb, Table, key, meta};
+use flume_core::{DbError, Document, RecordReader, Seq, View, ViewError, ViewMeta, async_trait};
+use flume_view_index::{Lmdb, Table, ViewTables, key};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -36,13 +36,10 @@ fn serde_json_of<T: Serialize>(record: &T) -> Cow<'_, Value> {
 /// A view that answers map-filter-reduce queries over records of type `T`, using the indexes it
 /// declares when they help.
 pub struct QueryView<T> {
-    lmdb: Lmdb,
-    name: String,
-    version: u32,
+    /// One row table per index, named `query:<view>:<index>`.
+    store: ViewTables,
     pub(crate) indexes: Vec<IndexSpec>,
     pub(crate) to_json: Arc<ToJson<T>>,
-    tables: OnceLock<(Vec<Table>, Table)>,
-    since: Mutex<Option<Seq>>,
     records: OnceLock<RecordReader<T>>,
 }
 
@@ -87,14 +84,11 @@ impl<T: Send + Sync + 'static> QueryView<T> {
         let hash = text.bytes().fold(0x811c_9dc5u32, |h, b| {
             (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
         });
+        let version = (u32::from(version) << 16) | (hash & 0xFFFF);
         QueryView {
-            lmdb: lmdb.clone(),
-            name: format!("query:{name}"),
-            version: (u32::from(version) << 16) | (hash & 0xFFFF),
+            store: ViewTables::new(lmdb, format!("query:{name}"), version),
             indexes,
             to_json,
-            tables: OnceLock::new(),
-            since: Mutex::new(None),
             records: OnceLock::new(),
         }
     }
@@ -110,15 +104,13 @@ impl<T: Send + Sync + 'static> QueryView<T> {
     /// # Errors
     /// LMDB errors, or a stored key that does not decode.
     pub fn entries(&self) -> Result<Vec<(String, Vec<Value>)>, QueryError> {
-        let (rows, _) = self.tables().map_err(|e| {
-            QueryError::from(flume_core::DbError::View {
-                view: self.name.clone(),
-                source: e,
-            })
-        })?;
         let mut out = Vec::new();
-        for (ix, table) in self.indexes.iter().zip(rows) {
-            let keys = self.lmdb.read(|txn| {
+        for (i, ix) in self.indexes.iter().enumerate() {
+            let table = self.rows(i).map_err(|e| DbError::View {
+                view: ix.name.clone(),
+                source: e,
+            })?;
+            let keys = self.lmdb().read(|txn| {
                 table
                     .iter(txn)?
                     .map(|r| r.map(|(k, _)| k.to_vec()))
@@ -134,36 +126,22 @@ impl<T: Send + Sync + 'static> QueryView<T> {
     }
 
     pub(crate) fn lmdb(&self) -> &Lmdb {
-        &self.lmdb
+        self.store.lmdb()
     }
 
     pub(crate) fn rows(&self, i: usize) -> Result<Table, ViewError> {
-        self.tables
-            .get()
-            .map(|(rows, _)| rows[i])
-            .ok_or_else(|| ViewError::Other("the query view was not opened".into()))
+        self.store.rows(i)
     }
 
     pub(crate) fn records(&self) -> Option<&RecordReader<T>> {
         self.records.get()
-    }
-
-    fn set_since(&self, since: Option<Seq>) {
-        *self.since.lock().unwrap_or_else(|p| p.into_inner()) = since;
-    }
-
-    fn tables(&self) -> Result<(Vec<Table>, Table), ViewError> {
-        self.tables
-            .get()
-            .cloned()
-            .ok_or_else(|| ViewError::Other("the query view was not opened".into()))
     }
 }
 
 #[async_trait]
 impl<T: Send + Sync + 'static> View<T> for QueryView<T> {
     fn version(&self) -> u32 {
-        self.version
+        self.store.version()
     }
 
     fn attach(&self, records: RecordReader<T>) {
@@ -171,30 +149,18 @@ impl<T: Send + Sync + 'static> View<T> for QueryView<T> {
     }
 
     async fn open(&self) -> Result<ViewMeta, ViewError> {
-        let mut rows = Vec::with_capacity(self.indexes.len());
-        for ix in &self.indexes {
-            rows.push(
-                self.lmdb
-                    .table(&format!("{}:{}", self.name, ix.name))
-                    .await?,
-            );
-        }
-        let meta_table = self.lmdb.table(meta::META_TABLE).await?;
-        let _ = self.tables.set((rows, meta_table));
-        let stored = meta::load(&self.lmdb, meta_table, &self.name)?;
-        self.set_since(stored.since);
-        Ok(stored)
+        let names: Vec<String> = self.indexes.iter().map(|ix| ix.name.clone()).collect();
+        self.store.open(&names).await
     }
 
     fn since(&self) -> Option<Seq> {
-        *self.since.lock().unwrap_or_else(|p| p.into_inner())
+        self.store.since()
     }
 
     async fn apply(&self, batch: &[(Seq, &T)]) -> Result<(), ViewError> {
         let Some(&(last, _)) = batch.last() else {
             return Ok(());
         };
-        let (rows, meta_table) = self.tables()?;
         let mut puts: Vec<(usize, Vec<u8>)> = Vec::new();
         for (seq, record) in batch {
             let json = (self.to_json)(record);
@@ -207,32 +173,15 @@ impl<T: Send + Sync + 'static> View<T> for QueryView<T> {
                 }
             }
         }
-        let (name, version) = (self.name.clone(), self.version);
-        self.lmdb
-            .write(move |txn| {
-                for (i, k) in &puts {
-                    rows[*i].put(txn, k, &[])?;
-                }
-                meta::put(txn, meta_table, &name, version, Some(last))
+        self.store
+            .commit(Some(last), move |txn, rows| {
+                puts.iter().try_for_each(|(i, k)| rows[*i].put(txn, k, &[]))
             })
-            .await?;
-        self.set_since(Some(last));
-        Ok(())
+            .await
     }
 
     async fn destroy(&self) -> Result<(), ViewError> {
-        let (rows, meta_table) = self.tables()?;
-        let (name, version) = (self.name.clone(), self.version);
-        self.lmdb
-            .write(move |txn| {
-                for t in &rows {
-                    t.clear(txn)?;
-                }
-                meta::put(txn, meta_table, &name, version, None)
-            })
-            .await?;
-        self.set_since(None);
-        Ok(())
+        self.store.destroy().await
     }
 
     async fn close(&self) -> Result<(), ViewError> {

@@ -3,7 +3,7 @@
 
 mod read;
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use flume_core::{RecordReader, Seq, View, ViewError, ViewMeta, async_trait};
 use serde_json::Value;
@@ -11,7 +11,8 @@ use serde_json::Value;
 pub use read::{IndexItem, IndexOpts, IndexReads};
 
 use crate::env::{Lmdb, Table};
-use crate::{key, meta};
+use crate::key;
+use crate::tables::ViewTables;
 
 /// The index operations a record maps to.
 #[derive(Debug, Default)]
@@ -63,19 +64,9 @@ type MapFn<T> = dyn Fn(&T, &mut IndexOps) + Send + Sync;
 /// Each entry maps a key tuple to the seq of the record that put it. Rows and the view's `since`
 /// are written in one write transaction per batch.
 pub struct Index<T> {
-    lmdb: Lmdb,
-    name: String,
-    version: u32,
+    store: ViewTables,
     map: Arc<MapFn<T>>,
-    tables: OnceLock<Tables>,
-    since: Mutex<Option<Seq>>,
     records: OnceLock<RecordReader<T>>,
-}
-
-#[derive(Clone, Copy)]
-pub(crate) struct Tables {
-    pub(crate) rows: Table,
-    pub(crate) meta: Table,
 }
 
 impl<T: Send + Sync + 'static> Index<T> {
@@ -90,12 +81,8 @@ impl<T: Send + Sync + 'static> Index<T> {
         map: impl Fn(&T, &mut IndexOps) + Send + Sync + 'static,
     ) -> Self {
         Index {
-            lmdb: lmdb.clone(),
-            name: format!("index:{name}"),
-            version,
+            store: ViewTables::new(lmdb, format!("index:{name}"), version),
             map: Arc::new(map),
-            tables: OnceLock::new(),
-            since: Mutex::new(None),
             records: OnceLock::new(),
         }
     }
@@ -106,16 +93,9 @@ impl<T: Send + Sync + 'static> Index<T> {
     /// # Errors
     /// LMDB errors, or a stored key that does not decode.
     pub fn entries(&self) -> Result<Vec<(Vec<Value>, Seq)>, crate::ReadError> {
-        let tables = self.tables().map_err(|e| {
-            crate::ReadError::Db(flume_core::DbError::View {
-                view: self.name.clone(),
-                source: e,
-            })
-        })?;
-        let raw = self.lmdb.read(|txn| {
-            tables
-                .rows
-                .iter(txn)?
+        let rows = self.rows().map_err(crate::index_err)?;
+        let raw = self.lmdb().read(|txn| {
+            rows.iter(txn)?
                 .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
                 .collect::<heed::Result<Vec<_>>>()
         })?;
@@ -132,14 +112,12 @@ impl<T: Send + Sync + 'static> Index<T> {
     }
 
     pub(crate) fn lmdb(&self) -> &Lmdb {
-        &self.lmdb
+        self.store.lmdb()
     }
 
-    pub(crate) fn tables(&self) -> Result<Tables, ViewError> {
-        self.tables
-            .get()
-            .copied()
-            .ok_or_else(|| ViewError::Other("the index was not opened".into()))
+    /// The index's one row table.
+    pub(crate) fn rows(&self) -> Result<Table, ViewError> {
+        self.store.rows(0)
     }
 
     pub(crate) fn records(&self) -> Option<&RecordReader<T>> {
@@ -151,16 +129,12 @@ impl<T: Send + Sync + 'static> Index<T> {
         (self.map)(record, &mut ops);
         ops
     }
-
-    fn set_since(&self, since: Option<Seq>) {
-        *self.since.lock().unwrap_or_else(|p| p.into_inner()) = since;
-    }
 }
 
 #[async_trait]
 impl<T: Send + Sync + 'static> View<T> for Index<T> {
     fn version(&self) -> u32 {
-        self.version
+        self.store.version()
     }
 
     fn attach(&self, records: RecordReader<T>) {
@@ -168,26 +142,17 @@ impl<T: Send + Sync + 'static> View<T> for Index<T> {
     }
 
     async fn open(&self) -> Result<ViewMeta, ViewError> {
-        let rows = self.lmdb.table(&self.name).await?;
-        let meta_table = self.lmdb.table(meta::META_TABLE).await?;
-        let _ = self.tables.set(Tables {
-            rows,
-            meta: meta_table,
-        });
-        let stored = meta::load(&self.lmdb, meta_table, &self.name)?;
-        self.set_since(stored.since);
-        Ok(stored)
+        self.store.open(&[String::new()]).await
     }
 
     fn since(&self) -> Option<Seq> {
-        *self.since.lock().unwrap_or_else(|p| p.into_inner())
+        self.store.since()
     }
 
     async fn apply(&self, batch: &[(Seq, &T)]) -> Result<(), ViewError> {
         let Some(&(last, _)) = batch.last() else {
             return Ok(());
         };
-        let tables = self.tables()?;
         // The user's function runs here, on the caller's task; the writer thread only writes.
         let mut rows: Vec<(Vec<u8>, Option<[u8; 8]>)> = Vec::with_capacity(batch.len());
         for (seq, record) in batch {
@@ -195,35 +160,23 @@ impl<T: Send + Sync + 'static> View<T> for Index<T> {
                 rows.push((key, put.then(|| seq.0.to_be_bytes())));
             }
         }
-        let (name, version) = (self.name.clone(), self.version);
-        self.lmdb
-            .write(move |txn| {
+        self.store
+            .commit(Some(last), move |txn, tables| {
                 for (key, seq) in &rows {
                     match seq {
-                        Some(seq) => tables.rows.put(txn, key, seq)?,
+                        Some(seq) => tables[0].put(txn, key, seq)?,
                         None => {
-                            tables.rows.delete(txn, key)?;
+                            tables[0].delete(txn, key)?;
                         }
                     }
                 }
-                meta::put(txn, tables.meta, &name, version, Some(last))
+                Ok(())
             })
-            .await?;
-        self.set_since(Some(last));
-        Ok(())
+            .await
     }
 
     async fn destroy(&self) -> Result<(), ViewError> {
-        let tables = self.tables()?;
-        let (name, version) = (self.name.clone(), self.version);
-        self.lmdb
-            .write(move |txn| {
-                tables.rows.clear(txn)?;
-                meta::put(txn, tables.meta, &name, version, None)
-            })
-            .await?;
-        self.set_since(None);
-        Ok(())
+        self.store.destroy().await
     }
 
     async fn close(&self) -> Result<(), ViewError> {

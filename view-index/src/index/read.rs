@@ -11,7 +11,7 @@ use futures::StreamExt;
 use futures::stream::{self, BoxStream};
 use serde_json::Value;
 
-use super::{Index, Tables};
+use super::Index;
 use crate::range::KeyRange;
 use crate::{ReadError, key};
 use flume_core::bounds::{max_lower, min_upper};
@@ -154,11 +154,11 @@ pub trait IndexReads<T> {
 impl<T: Send + Sync + 'static> IndexReads<T> for ViewHandle<Index<T>> {
     async fn get(&self, key: &[Value]) -> Result<Option<(Seq, T)>, ReadError> {
         let index = self.ready().await?;
-        let tables = index.tables().map_err(view_err)?;
+        let rows = index.rows().map_err(crate::index_err)?;
         let key = key::encode(key);
         let seq = index
             .lmdb()
-            .read(|txn| Ok(tables.rows.get(txn, &key)?.and_then(decode_seq)))?;
+            .read(|txn| Ok(rows.get(txn, &key)?.and_then(decode_seq)))?;
         let Some(seq) = seq else { return Ok(None) };
         Ok(fetch(index, &key, seq).await?.map(|v| (seq, v)))
     }
@@ -186,13 +186,6 @@ impl<T: Send + Sync + 'static> IndexReads<T> for ViewHandle<Index<T>> {
     }
 }
 
-fn view_err(e: flume_core::ViewError) -> ReadError {
-    ReadError::Db(DbError::View {
-        view: "index".into(),
-        source: e,
-    })
-}
-
 fn decode_seq(bytes: &[u8]) -> Option<Seq> {
     bytes.try_into().ok().map(u64::from_be_bytes).map(Seq)
 }
@@ -207,13 +200,13 @@ async fn fetch<T: Send + Sync + 'static>(
     match records.get(seq).await {
         Ok(v) => Ok(Some(v)),
         Err(DbError::Log(LogError::Truncated { .. })) => {
-            let tables = index.tables().map_err(view_err)?;
+            let rows = index.rows().map_err(crate::index_err)?;
             let key = key.to_vec();
             index
                 .lmdb()
                 .write(move |txn| {
-                    if tables.rows.get(txn, &key)?.and_then(decode_seq) == Some(seq) {
-                        tables.rows.delete(txn, &key)?;
+                    if rows.get(txn, &key)?.and_then(decode_seq) == Some(seq) {
+                        rows.delete(txn, &key)?;
                     }
                     Ok(())
                 })
@@ -288,16 +281,16 @@ impl<T: Send + Sync + 'static> Cursor<T> {
 
     async fn scan(&mut self, since: Option<Seq>, mut range: KeyRange) -> Result<(), ReadError> {
         let index = self.handle.stale()?;
-        let tables: Tables = index.tables().map_err(view_err)?;
+        let rows = index.rows().map_err(crate::index_err)?;
         let reverse = self.opts.reverse;
         let want = self.opts.limit.map_or(CHUNK, |n| n.min(CHUNK));
         let entries: Vec<(Vec<u8>, Seq)> = index.lmdb().read(|txn| {
             let mut out = Vec::with_capacity(want);
             let refs = range.as_refs();
             let iter: Box<dyn Iterator<Item = heed::Result<Row<'_>>>> = if reverse {
-                Box::new(tables.rows.rev_range(txn, &refs)?)
+                Box::new(rows.rev_range(txn, &refs)?)
             } else {
-                Box::new(tables.rows.range(txn, &refs)?)
+                Box::new(rows.range(txn, &refs)?)
             };
             for entry in iter {
                 let (k, v) = entry?;

@@ -7,7 +7,6 @@ mod record;
 
 use std::marker::PhantomData;
 use std::ops::Bound;
-use std::sync::{Mutex, OnceLock};
 
 use flume_core::{DbError, Seq, View, ViewError, ViewMeta, async_trait};
 
@@ -16,8 +15,8 @@ pub use reads::{KvDb, KvReads};
 pub use record::{AsKvRecord, KvRecord, KvValue, MAX_KEY_LEN, check_collection, split_key};
 
 use crate::env::{Lmdb, Table};
-use crate::meta;
 use crate::range::KeyRange;
+use crate::tables::ViewTables;
 
 /// Errors of the key-value helpers.
 #[derive(Debug, thiserror::Error)]
@@ -39,18 +38,8 @@ pub enum KvError {
 /// The key-value view over records of type `T` (a [`KvRecord`], or a [`flume_core::Document`]
 /// in the `$kv` form; other records are ignored).
 pub struct KeyValue<T> {
-    lmdb: Lmdb,
-    name: String,
-    version: u32,
-    tables: OnceLock<KvTables>,
-    since: Mutex<Option<Seq>>,
+    store: ViewTables,
     _records: PhantomData<fn(&T)>,
-}
-
-#[derive(Clone, Copy)]
-struct KvTables {
-    rows: Table,
-    meta: Table,
 }
 
 /// The version of the key-value view's row format; the user's version is added below it.
@@ -60,20 +49,18 @@ impl<T> KeyValue<T> {
     /// The key-value view stored as `name` in `lmdb`.
     pub fn new(lmdb: &Lmdb, name: &str) -> Self {
         KeyValue {
-            lmdb: lmdb.clone(),
-            name: format!("kv:{name}"),
-            version: FORMAT << 16,
-            tables: OnceLock::new(),
-            since: Mutex::new(None),
+            store: ViewTables::new(lmdb, format!("kv:{name}"), FORMAT << 16),
             _records: PhantomData,
         }
     }
 
     /// Set the version of the record mapping (for a custom [`AsKvRecord`] that changed): a new
     /// version rebuilds the view from the log.
-    pub fn with_version(mut self, version: u16) -> Self {
-        self.version = (FORMAT << 16) | u32::from(version);
-        self
+    pub fn with_version(self, version: u16) -> Self {
+        KeyValue {
+            store: self.store.with_version((FORMAT << 16) | u32::from(version)),
+            _records: PhantomData,
+        }
     }
 
     /// Every row as `(key, entry)` in key order, expired ones included, without waiting for the
@@ -82,11 +69,9 @@ impl<T> KeyValue<T> {
     /// # Errors
     /// LMDB errors, or a malformed row.
     pub fn entries(&self) -> Result<Vec<(String, KvEntry)>, crate::ReadError> {
-        let tables = self.tables().map_err(crate::key_value_err)?;
-        let raw = self.lmdb.read(|txn| {
-            tables
-                .rows
-                .iter(txn)?
+        let rows = self.rows().map_err(crate::key_value_err)?;
+        let raw = self.lmdb().read(|txn| {
+            rows.iter(txn)?
                 .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
                 .collect::<heed::Result<Vec<_>>>()
         })?;
@@ -101,15 +86,13 @@ impl<T> KeyValue<T> {
             .collect()
     }
 
-    fn tables(&self) -> Result<KvTables, ViewError> {
-        self.tables
-            .get()
-            .copied()
-            .ok_or_else(|| ViewError::Other("the key-value view was not opened".into()))
+    pub(crate) fn lmdb(&self) -> &Lmdb {
+        self.store.lmdb()
     }
 
-    fn set_since(&self, since: Option<Seq>) {
-        *self.since.lock().unwrap_or_else(|p| p.into_inner()) = since;
+    /// The view's one row table.
+    pub(crate) fn rows(&self) -> Result<Table, ViewError> {
+        self.store.rows(0)
     }
 }
 
@@ -123,30 +106,21 @@ enum RowOp {
 #[async_trait]
 impl<T: AsKvRecord + Send + Sync + 'static> View<T> for KeyValue<T> {
     fn version(&self) -> u32 {
-        self.version
+        self.store.version()
     }
 
     async fn open(&self) -> Result<ViewMeta, ViewError> {
-        let rows = self.lmdb.table(&self.name).await?;
-        let meta_table = self.lmdb.table(meta::META_TABLE).await?;
-        let _ = self.tables.set(KvTables {
-            rows,
-            meta: meta_table,
-        });
-        let stored = meta::load(&self.lmdb, meta_table, &self.name)?;
-        self.set_since(stored.since);
-        Ok(stored)
+        self.store.open(&[String::new()]).await
     }
 
     fn since(&self) -> Option<Seq> {
-        *self.since.lock().unwrap_or_else(|p| p.into_inner())
+        self.store.since()
     }
 
     async fn apply(&self, batch: &[(Seq, &T)]) -> Result<(), ViewError> {
         let Some(&(last, _)) = batch.last() else {
             return Ok(());
         };
-        let tables = self.tables()?;
         let mut ops = Vec::new();
         for (seq, record) in batch {
             let Some(kv) = record.as_kv() else { continue };
@@ -169,43 +143,31 @@ impl<T: AsKvRecord + Send + Sync + 'static> View<T> for KeyValue<T> {
                 _ => {}
             }
         }
-        let (name, version) = (self.name.clone(), self.version);
-        self.lmdb
-            .write(move |txn| {
+        self.store
+            .commit(Some(last), move |txn, tables| {
+                let rows = tables[0];
                 for op in &ops {
                     match op {
-                        RowOp::Put(k, v) => tables.rows.put(txn, k, v)?,
+                        RowOp::Put(k, v) => rows.put(txn, k, v)?,
                         RowOp::Delete(k) => {
-                            tables.rows.delete(txn, k)?;
+                            rows.delete(txn, k)?;
                         }
                         RowOp::DeletePrefix(p) => {
                             let all = KeyRange {
                                 lower: Bound::Unbounded,
                                 upper: Bound::Unbounded,
                             };
-                            let range = all.with_prefix(p);
-                            tables.rows.delete_range(txn, &range.as_refs())?;
+                            rows.delete_range(txn, &all.with_prefix(p).as_refs())?;
                         }
                     }
                 }
-                meta::put(txn, tables.meta, &name, version, Some(last))
+                Ok(())
             })
-            .await?;
-        self.set_since(Some(last));
-        Ok(())
+            .await
     }
 
     async fn destroy(&self) -> Result<(), ViewError> {
-        let tables = self.tables()?;
-        let (name, version) = (self.name.clone(), self.version);
-        self.lmdb
-            .write(move |txn| {
-                tables.rows.clear(txn)?;
-                meta::put(txn, tables.meta, &name, version, None)
-            })
-            .await?;
-        self.set_since(None);
-        Ok(())
+        self.store.destroy().await
     }
 
     async fn close(&self) -> Result<(), ViewError> {

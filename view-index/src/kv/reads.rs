@@ -40,7 +40,7 @@ impl<T: AsKvRecord + Send + Sync + 'static> KvReads for ViewHandle<KeyValue<T>> 
 
     async fn get_all(&self, collection: &str) -> Result<Vec<(String, KvEntry)>, ReadError> {
         let view = self.ready().await?;
-        let tables = view.tables().map_err(key_value_err)?;
+        let rows = view.rows().map_err(key_value_err)?;
         let prefix = format!("{collection}/");
         let range = KeyRange {
             lower: std::ops::Bound::Unbounded,
@@ -48,9 +48,9 @@ impl<T: AsKvRecord + Send + Sync + 'static> KvReads for ViewHandle<KeyValue<T>> 
         }
         .with_prefix(prefix.as_bytes());
         let now = now_unix();
-        let rows = view.lmdb.read(|txn| {
+        let found = view.lmdb().read(|txn| {
             let mut out = Vec::new();
-            for row in tables.rows.range(txn, &range.as_refs())? {
+            for row in rows.range(txn, &range.as_refs())? {
                 let (k, v) = row?;
                 if KvEntry::row_expires(v).is_some_and(|e| is_expired(e, now)) {
                     continue;
@@ -59,8 +59,8 @@ impl<T: AsKvRecord + Send + Sync + 'static> KvReads for ViewHandle<KeyValue<T>> 
             }
             Ok(out)
         })?;
-        let mut members = Vec::with_capacity(rows.len());
-        for (k, v) in rows {
+        let mut members = Vec::with_capacity(found.len());
+        for (k, v) in found {
             let key = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
             let entry = KvEntry::decode(&v)
                 .ok_or_else(|| ReadError::BadKey(format!("malformed row for {key:?}")))?;
@@ -76,10 +76,10 @@ impl<T: AsKvRecord + Send + Sync + 'static> KvReads for ViewHandle<KeyValue<T>> 
 
 /// One key's live entry, read in one short transaction.
 fn lookup<T>(view: &KeyValue<T>, key: &str) -> Result<Option<KvEntry>, ReadError> {
-    let tables = view.tables().map_err(key_value_err)?;
+    let rows = view.rows().map_err(key_value_err)?;
     let row = view
-        .lmdb
-        .read(|txn| Ok(tables.rows.get(txn, key.as_bytes())?.map(KvEntry::decode)))?;
+        .lmdb()
+        .read(|txn| Ok(rows.get(txn, key.as_bytes())?.map(KvEntry::decode)))?;
     match row {
         None => Ok(None),
         Some(None) => Err(ReadError::BadKey(format!("malformed row for {key:?}"))),
