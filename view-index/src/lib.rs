@@ -65,7 +65,7 @@ pub use kv::{
     AsKvRecord, KeyValue, KvDb, KvEntry, KvError, KvReads, KvRecord, KvValue, MAX_KEY_LEN,
     check_collection, split_key,
 };
-pub use tables::ViewTables;
+pub use tables::{Row, ViewTables};
 
 pub(crate) fn index_err(e: flume_core::ViewError) -> ReadError {
     ReadError::Db(flume_core::DbError::View {

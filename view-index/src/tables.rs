@@ -3,11 +3,14 @@
 
 use std::sync::{Mutex, OnceLock};
 
-use flume_core::{Seq, ViewError, ViewMeta};
+use flume_core::{DbError, Seq, ViewError, ViewMeta};
 use heed::RwTxn;
 
 use crate::env::{Lmdb, Table};
-use crate::meta;
+use crate::{ReadError, meta};
+
+/// One stored row: key and value bytes.
+pub type Row = (Vec<u8>, Vec<u8>);
 
 /// A view's tables in an [`Lmdb`] environment, and its `{version, since}` kept beside them.
 ///
@@ -82,6 +85,23 @@ impl ViewTables {
             .get()
             .and_then(|(rows, _)| rows.get(i).copied())
             .ok_or_else(not_open)
+    }
+
+    /// Every row of table `i`, in key order, read in one transaction (for tools and tests).
+    ///
+    /// # Errors
+    /// When the view was not opened; LMDB errors.
+    pub fn dump(&self, i: usize) -> Result<Vec<Row>, ReadError> {
+        let rows = self.rows(i).map_err(|source| DbError::View {
+            view: self.name.clone(),
+            source,
+        })?;
+        let all = self.lmdb.read(|txn| {
+            rows.iter(txn)?
+                .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
+                .collect::<heed::Result<Vec<_>>>()
+        })?;
+        Ok(all)
     }
 
     /// The last record the view includes.

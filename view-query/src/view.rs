@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 
-use flume_core::{DbError, Document, RecordReader, Seq, View, ViewError, ViewMeta, async_trait};
+use flume_core::{Document, RecordReader, Seq, View, ViewError, ViewMeta, async_trait};
 use flume_view_index::{Lmdb, Table, ViewTables, key};
 use serde::Serialize;
 use serde_json::Value;
@@ -106,19 +106,8 @@ impl<T: Send + Sync + 'static> QueryView<T> {
     pub fn entries(&self) -> Result<Vec<(String, Vec<Value>)>, QueryError> {
         let mut out = Vec::new();
         for (i, ix) in self.indexes.iter().enumerate() {
-            let table = self.rows(i).map_err(|e| DbError::View {
-                view: ix.name.clone(),
-                source: e,
-            })?;
-            let keys = self.lmdb().read(|txn| {
-                table
-                    .iter(txn)?
-                    .map(|r| r.map(|(k, _)| k.to_vec()))
-                    .collect::<heed::Result<Vec<_>>>()
-            })?;
-            for k in keys {
-                let tuple = key::decode(&k)
-                    .map_err(|e| QueryError::Read(flume_view_index::ReadError::BadKey(e)))?;
+            for (k, _) in self.store.dump(i)? {
+                let tuple = key::decode(&k).map_err(flume_view_index::ReadError::BadKey)?;
                 out.push((ix.name.clone(), tuple));
             }
         }

@@ -48,14 +48,22 @@ fn by_author(lmdb: &Lmdb, name: &str) -> Index<BenchRecord> {
     Index::new(lmdb, name, 1, |r: &BenchRecord, ops| ops.put(index_key(r)))
 }
 
+/// Open `dir` with heed directly, as the same-run baselines do.
+fn raw_env(dir: &Path) -> anyhow::Result<heed::Env<heed::WithoutTls>> {
+    let mut options = EnvOpenOptions::new().read_txn_without_tls();
+    options.map_size(4 << 30).max_dbs(1024).max_readers(4096);
+    // SAFETY: LMDB must not open a file twice in one process or have it changed under it. The
+    // baselines open only directories of this benchmark that no view has open: a fresh one, or
+    // the one the key-value view closed before the baseline runs. Nothing else opens them.
+    #[allow(unsafe_code)]
+    let env = unsafe { options.open(dir)? };
+    Ok(env)
+}
+
 /// Raw heed: the same keys, in the same order and transaction sizes, with nothing else.
 fn heed_puts(dir: &Path, records: u64) -> anyhow::Result<f64> {
     std::fs::create_dir_all(dir)?;
-    let mut options = EnvOpenOptions::new().read_txn_without_tls();
-    options.map_size(4 << 30).max_dbs(4);
-    // SAFETY: a fresh directory of this benchmark, opened once in this process and by no other.
-    #[allow(unsafe_code)]
-    let env = unsafe { options.open(dir)? };
+    let env = raw_env(dir)?;
     let wtxn = env.write_txn()?;
     let table = env
         .create_databases_and_commit(wtxn, |o, t| {
@@ -273,12 +281,7 @@ fn measure_gets(
 }
 
 fn raw_gets(dir: &Path, per_thread: u64, keys: u64) -> anyhow::Result<Gets> {
-    let mut options = EnvOpenOptions::new().read_txn_without_tls();
-    options.map_size(4 << 30).max_dbs(1024).max_readers(4096);
-    // SAFETY: the directory the key-value view just closed; this process opens it once, and
-    // nothing else has it open.
-    #[allow(unsafe_code)]
-    let env = unsafe { options.open(dir)? };
+    let env = raw_env(dir)?;
     let rtxn = env.read_txn()?;
     let table = env
         .open_databases_and_commit(rtxn, |o, r| {

@@ -139,14 +139,7 @@ pub(crate) async fn put(
         flags,
         expires,
     });
-    let seq = state
-        .store
-        .db()
-        .append(record)
-        .await
-        .map_err(|e| state.append_failed(e.error))?;
-    state.metrics.appended(1, body.len() as u64);
-    Ok(Json(json!({ "seq": seq.0 })))
+    state.append(record, body.len() as u64).await
 }
 
 pub(crate) async fn delete(
@@ -158,14 +151,7 @@ pub(crate) async fn delete(
     if state.kv()?.get(&key).await?.is_none() {
         return Err(ApiError::not_found(format!("no key {key:?}")));
     }
-    let seq = state
-        .store
-        .db()
-        .append(Record::Kv(KvRecord::Delete { key }))
-        .await
-        .map_err(|e| state.append_failed(e.error))?;
-    state.metrics.appended(1, 0);
-    Ok(Json(json!({ "seq": seq.0 })))
+    state.append(Record::Kv(KvRecord::Delete { key }), 0).await
 }
 
 fn entry_json(member: String, e: KvEntry) -> Value {
@@ -194,12 +180,7 @@ pub(crate) async fn delete_all(
 ) -> Result<Json<Value>, ApiError> {
     check_collection(&collection)?;
     let _all = state.locks.lock_all().await;
-    let seq = state
-        .store
-        .db()
-        .append(Record::Kv(KvRecord::DeleteAll { collection }))
+    state
+        .append(Record::Kv(KvRecord::DeleteAll { collection }), 0)
         .await
-        .map_err(|e| state.append_failed(e.error))?;
-    state.metrics.appended(1, 0);
-    Ok(Json(json!({ "seq": seq.0 })))
 }

@@ -49,14 +49,7 @@ pub(crate) async fn append(
     let record = records
         .pop()
         .ok_or_else(|| ApiError::bad_request("nothing to append"))?;
-    let seq = state
-        .store
-        .db()
-        .append(record)
-        .await
-        .map_err(|e| state.append_failed(e.error))?;
-    state.metrics.appended(1, body.len() as u64);
-    Ok(Json(json!({ "seq": seq.0 })))
+    state.append(record, body.len() as u64).await
 }
 
 pub(crate) async fn append_batch(

@@ -23,13 +23,14 @@ mod views;
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::response::Response;
 use axum::routing::{get, post};
+use axum::{Json, Router};
 use flume_core::{DbError, ViewHandle};
 use flume_store::{Record, Store};
 use flume_view_index::KeyValue;
+use serde_json::{Value, json};
 use tokio::sync::watch;
 use tower_http::limit::RequestBodyLimitLayer;
 
@@ -56,6 +57,18 @@ impl AppState {
         self.store
             .kv()
             .map_err(|e| ApiError::not_found(e.to_string()))
+    }
+
+    /// Append one record, count it (as `bytes` of request), and answer `{"seq": S}`.
+    pub(crate) async fn append(&self, record: Record, bytes: u64) -> Result<Json<Value>, ApiError> {
+        let seq = self
+            .store
+            .db()
+            .append(record)
+            .await
+            .map_err(|e| self.append_failed(e.error))?;
+        self.metrics.appended(1, bytes);
+        Ok(Json(json!({ "seq": seq.0 })))
     }
 
     pub(crate) fn append_failed(&self, e: DbError) -> ApiError {

@@ -93,13 +93,9 @@ impl<T: Send + Sync + 'static> Index<T> {
     /// # Errors
     /// LMDB errors, or a stored key that does not decode.
     pub fn entries(&self) -> Result<Vec<(Vec<Value>, Seq)>, crate::ReadError> {
-        let rows = self.rows().map_err(crate::index_err)?;
-        let raw = self.lmdb().read(|txn| {
-            rows.iter(txn)?
-                .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
-                .collect::<heed::Result<Vec<_>>>()
-        })?;
-        raw.into_iter()
+        self.store
+            .dump(0)?
+            .into_iter()
             .map(|(k, v)| {
                 let key = key::decode(&k).map_err(crate::ReadError::BadKey)?;
                 let seq = v

@@ -69,13 +69,9 @@ impl<T> KeyValue<T> {
     /// # Errors
     /// LMDB errors, or a malformed row.
     pub fn entries(&self) -> Result<Vec<(String, KvEntry)>, crate::ReadError> {
-        let rows = self.rows().map_err(crate::key_value_err)?;
-        let raw = self.lmdb().read(|txn| {
-            rows.iter(txn)?
-                .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())))
-                .collect::<heed::Result<Vec<_>>>()
-        })?;
-        raw.into_iter()
+        self.store
+            .dump(0)?
+            .into_iter()
             .map(|(k, v)| {
                 let key = String::from_utf8_lossy(&k).into_owned();
                 let entry = KvEntry::decode(&v).ok_or_else(|| {
