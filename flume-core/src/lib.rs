@@ -60,7 +60,7 @@ pub use db::{
 pub use error::{AppendError, BoxError, CodecError, DbError, LogError, ViewError};
 pub use log::{Item, Log, Output, READ_BYTES, ReadRange, StreamOpts, stream_owned};
 pub use reader::RecordReader;
-pub use seq::Seq;
+pub use seq::{AtomicSince, Seq};
 pub use view::{View, ViewMeta};
 
 /// Re-exported so implementations name the same `async_trait` and `bytes` versions.

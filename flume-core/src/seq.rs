@@ -39,3 +39,39 @@ pub(crate) fn reached(have: Option<Seq>, want: Option<Seq>) -> bool {
         (Some(h), Some(w)) => h >= w,
     }
 }
+
+/// An `Option<Seq>` readable without a lock: logs keep their acknowledged `since` in one so that
+/// [`Log::current_since`](crate::Log::current_since) is one atomic load, which matters to gated
+/// reads running on many threads at once.
+///
+/// Stored as `seq + 1`, `0` meaning `None` (a seq of `u64::MAX` cannot be stored).
+#[derive(Debug, Default)]
+pub struct AtomicSince(std::sync::atomic::AtomicU64);
+
+impl AtomicSince {
+    /// A cell holding `since`.
+    pub fn new(since: Option<Seq>) -> Self {
+        AtomicSince(std::sync::atomic::AtomicU64::new(Self::encode(since)))
+    }
+
+    /// The value last stored (with acquire ordering: what was written before the store is
+    /// visible after this load).
+    pub fn load(&self) -> Option<Seq> {
+        match self.0.load(std::sync::atomic::Ordering::Acquire) {
+            0 => None,
+            n => Some(Seq(n - 1)),
+        }
+    }
+
+    /// Store `since` (with release ordering).
+    pub fn store(&self, since: Option<Seq>) {
+        self.0
+            .store(Self::encode(since), std::sync::atomic::Ordering::Release);
+    }
+
+    fn encode(since: Option<Seq>) -> u64 {
+        since.map_or(0, |s| {
+            s.0.checked_add(1).expect("seq u64::MAX is not storable")
+        })
+    }
+}

@@ -26,7 +26,7 @@
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use flume_core::{AppendError, Bytes, Log, LogError, ReadRange, Seq, async_trait};
+use flume_core::{AppendError, AtomicSince, Bytes, Log, LogError, ReadRange, Seq, async_trait};
 use tokio::sync::watch;
 
 /// The simulated frame header added to each record's length to compute the next seq.
@@ -69,6 +69,8 @@ pub struct MemoryLog {
     /// Taken on close, which closes every `since` receiver and so ends live streams.
     since_tx: Mutex<Option<watch::Sender<Option<Seq>>>>,
     since_rx: watch::Receiver<Option<Seq>>,
+    /// The same value as `since_rx`, stored before it is sent, for lock-free `current_since`.
+    since_now: AtomicSince,
 }
 
 impl Default for MemoryLog {
@@ -106,6 +108,7 @@ impl MemoryLog {
             store,
             since_tx: Mutex::new(Some(tx)),
             since_rx: rx,
+            since_now: AtomicSince::new(since),
         })
     }
 
@@ -166,6 +169,7 @@ impl Log for MemoryLog {
         }
         drop(all);
         // One update per batch, to its last seq.
+        self.since_now.store(seqs.last().copied());
         tx.send_replace(seqs.last().copied());
         Ok(seqs)
     }
@@ -230,6 +234,10 @@ impl Log for MemoryLog {
 
     fn since(&self) -> watch::Receiver<Option<Seq>> {
         self.since_rx.clone()
+    }
+
+    fn current_since(&self) -> Option<Seq> {
+        self.since_now.load()
     }
 
     async fn close(&self) -> Result<(), LogError> {

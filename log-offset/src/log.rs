@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
-use flume_core::{AppendError, Log, LogError, ReadRange, Seq, async_trait};
+use flume_core::{AppendError, AtomicSince, Log, LogError, ReadRange, Seq, async_trait};
 use tokio::sync::{Semaphore, oneshot, watch};
 
 use crate::options::Options;
@@ -37,6 +37,8 @@ pub(crate) struct Shared {
     state: RwLock<State>,
     since_tx: Mutex<Option<watch::Sender<Option<Seq>>>>,
     since_rx: watch::Receiver<Option<Seq>>,
+    /// The same value as `since_rx`, stored before it is sent, for lock-free `current_since`.
+    since_now: AtomicSince,
     closed: AtomicBool,
     poisoned: Mutex<Option<String>>,
     pub(crate) cache: Mutex<crate::reader::BoundaryCache>,
@@ -96,6 +98,7 @@ impl Shared {
             st.last = Some(last);
         }
         lock(&self.cache).insert(last, last_end);
+        self.since_now.store(Some(Seq(last)));
         if let Some(tx) = lock(&self.since_tx).as_ref() {
             tx.send_replace(Some(Seq(last)));
         }
@@ -179,6 +182,7 @@ impl OffsetLog {
             }),
             since_tx: Mutex::new(Some(since_tx)),
             since_rx,
+            since_now: AtomicSince::new(rec.last.map(|(s, _)| Seq(s))),
             closed: AtomicBool::new(false),
             poisoned: Mutex::new(None),
             cache: Mutex::new(cache),
@@ -405,6 +409,10 @@ impl Log for OffsetLog {
 
     fn since(&self) -> watch::Receiver<Option<Seq>> {
         self.shared.since_rx.clone()
+    }
+
+    fn current_since(&self) -> Option<Seq> {
+        self.shared.since_now.load()
     }
 
     async fn close(&self) -> Result<(), LogError> {

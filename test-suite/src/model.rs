@@ -144,6 +144,8 @@ async fn check_sequence<F: LogFactory>(f: F, ops: Vec<Op>) {
             }
         }
         assert_eq!(log.current_since(), model.last().map(|(s, _)| *s), "since");
+        // A log overriding `current_since` keeps it equal to what its watch sent.
+        assert_eq!(*log.since().borrow(), log.current_since(), "since watch");
     }
     log.close().await.unwrap();
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::ensure;
-use flume_core::{Db, DbOptions, Log, Postcard};
+use flume_core::{Db, DbOptions, Log, Postcard, ViewHandle};
 use flume_log_offset::{Durability, OffsetLog, Options};
 use flume_view_index::{Index, KeyValue, KvReads, KvRecord, KvValue, Lmdb, key};
 use futures::future::BoxFuture;
@@ -197,13 +197,7 @@ pub(crate) async fn kv_get(ctx: &Ctx) -> anyhow::Result<Vec<Metric>> {
     }
     kv.ready().await?;
     let per_thread = 500_000u64.min(keys * 4);
-    let gated = {
-        let kv = kv.clone();
-        measure_gets(per_thread, keys, move |key| {
-            let kv = kv.clone();
-            Box::pin(async move { Ok(kv.get(&key).await?.is_some()) })
-        })?
-    };
+    let gated = measure_gets(per_thread, keys, Arc::new(GatedGets(kv.clone())))?;
     db.close().await?;
     drop((kv, lmdb, db));
     // The baseline: raw heed gets of the same keys on the same file, now that the view closed it.
@@ -227,16 +221,39 @@ struct Gets {
     rate: f64,
 }
 
-/// One get, as a future: both the gated and the raw path pay the same boxing.
-type GetFn = dyn Fn(String) -> BoxFuture<'static, anyhow::Result<bool>> + Send + Sync;
+/// One way of getting a key; both the gated and the raw path return a boxed future.
+trait Getter: Send + Sync {
+    /// Whether `key` was found.
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, anyhow::Result<bool>>;
+}
+
+/// Gated gets through the key-value view.
+struct GatedGets(ViewHandle<KeyValue<KvRecord>>);
+
+impl Getter for GatedGets {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, anyhow::Result<bool>> {
+        Box::pin(async move { Ok(self.0.get(key).await?.is_some()) })
+    }
+}
+
+/// Raw heed gets, one read transaction each, as a caller of heed without a pool would do.
+struct RawGets {
+    env: heed::Env<heed::WithoutTls>,
+    table: heed::Database<'static, HeedBytes, HeedBytes>,
+}
+
+impl Getter for RawGets {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, anyhow::Result<bool>> {
+        let found = (|| {
+            let txn = self.env.read_txn()?;
+            Ok(self.table.get(&txn, key.as_bytes())?.is_some())
+        })();
+        Box::pin(async move { found })
+    }
+}
 
 /// Random-key gets from 2 threads, each timed; every key must be found.
-fn measure_gets(
-    per_thread: u64,
-    keys: u64,
-    get: impl Fn(String) -> BoxFuture<'static, anyhow::Result<bool>> + Send + Sync + 'static,
-) -> anyhow::Result<Gets> {
-    let get: Arc<GetFn> = Arc::new(get);
+fn measure_gets(per_thread: u64, keys: u64, get: Arc<dyn Getter>) -> anyhow::Result<Gets> {
     let start = Instant::now();
     let threads: Vec<_> = (0..2u64)
         .map(|t| {
@@ -254,7 +271,7 @@ fn measure_gets(
                         x ^= x << 17;
                         let key = format!("users/{:08}", x % keys);
                         let t0 = Instant::now();
-                        let found = get(key.clone()).await?;
+                        let found = get.get(&key).await?;
                         samples.push(t0.elapsed().as_nanos() as u32);
                         ensure!(found, "{key} was not found");
                     }
@@ -290,14 +307,5 @@ fn raw_gets(dir: &Path, per_thread: u64, keys: u64) -> anyhow::Result<Gets> {
         })?
         .unwrap_commit()
         .ok_or_else(|| anyhow::anyhow!("no kv table in {}", dir.display()))?;
-    measure_gets(per_thread, keys, move |key| {
-        let found = (|| {
-            let txn = env.read_txn()?;
-            Ok(table
-                .get(&txn, key.as_bytes())?
-                .map(<[u8]>::to_vec)
-                .is_some())
-        })();
-        Box::pin(async move { found })
-    })
+    measure_gets(per_thread, keys, Arc::new(RawGets { env, table }))
 }

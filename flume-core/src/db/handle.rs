@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use super::status::{Progress, ViewState, ViewStatus};
+use super::Closed;
+use super::status::{Progress, Readable, ViewState, ViewStatus};
 use crate::seq::reached;
-use crate::{DbError, Seq};
+use crate::{DbError, Log, Seq};
 
 /// A handle on a view in use by a [`Db`](crate::Db), returned by [`Db::use_view`](crate::Db::use_view).
 ///
@@ -31,11 +32,14 @@ impl<V> Clone for ViewHandle<V> {
     }
 }
 
+/// What a gated read checks. The fast path (a caught-up view) reads only atomics: the log's
+/// `current_since`, the view's [`Readable`] and the closed flag; the watches are for waiting.
 #[derive(Clone)]
 pub(crate) struct Gate {
     pub(crate) progress: watch::Receiver<Progress>,
-    pub(crate) log_since: watch::Receiver<Option<Seq>>,
-    pub(crate) closed: watch::Receiver<bool>,
+    pub(crate) readable: Arc<Readable>,
+    pub(crate) log: Arc<dyn Log>,
+    pub(crate) closed: Arc<Closed>,
 }
 
 impl<V> ViewHandle<V> {
@@ -59,8 +63,7 @@ impl<V> ViewHandle<V> {
     /// [`DbError::ViewFailed`] if the view fails while (or before) waiting;
     /// [`DbError::Closed`] if the database is or becomes closed.
     pub async fn ready(&self) -> Result<&V, DbError> {
-        let target = *self.gate.log_since.borrow();
-        self.wait(target).await
+        self.wait(self.gate.log.current_since()).await
     }
 
     /// Wait until the view includes the record at `seq` (which may not be appended yet).
@@ -82,7 +85,7 @@ impl<V> ViewHandle<V> {
 
     /// The view's status now.
     pub fn status(&self) -> ViewStatus {
-        let log_since = *self.gate.log_since.borrow();
+        let log_since = self.gate.log.current_since();
         ViewStatus::new(
             &self.name,
             self.version,
@@ -92,8 +95,13 @@ impl<V> ViewHandle<V> {
     }
 
     async fn wait(&self, target: Option<Seq>) -> Result<&V, DbError> {
+        // The view's worker stores `readable` after the view applied its records (release), so
+        // seeing the target there (acquire) means the view's writes are visible here.
+        if !self.gate.closed.is_closed() && self.gate.readable.reached(target) {
+            return Ok(&self.view);
+        }
         let mut progress = self.gate.progress.clone();
-        let mut closed = self.gate.closed.clone();
+        let mut closed = self.gate.closed.subscribe();
         loop {
             {
                 let p = progress.borrow_and_update();
@@ -110,7 +118,7 @@ impl<V> ViewHandle<V> {
     }
 
     fn check(&self, p: &Progress) -> Result<(), DbError> {
-        if *self.gate.closed.borrow() {
+        if self.gate.closed.is_closed() {
             return Err(DbError::Closed);
         }
         match &p.state {

@@ -8,7 +8,7 @@ mod worker;
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -21,7 +21,7 @@ pub use status::{QueueStats, ViewState, ViewStatus};
 
 use self::feed::{Feed, Join};
 use self::handle::Gate;
-use self::status::Progress;
+use self::status::{Progress, Readable};
 use self::worker::{Command, Worker};
 use crate::log::stream_owned;
 use crate::seq::reached;
@@ -72,18 +72,48 @@ impl<T: Send + Sync + 'static> Clone for Db<T> {
     }
 }
 
-struct StopOnDrop(watch::Sender<bool>);
+struct StopOnDrop(Arc<Closed>);
 
 impl Drop for StopOnDrop {
     fn drop(&mut self) {
-        self.0.send_replace(true);
+        self.0.close();
+    }
+}
+
+/// Whether the database is closed: a flag that gated reads check without a lock, and a watch
+/// that wakes the tasks waiting on it.
+pub(crate) struct Closed {
+    flag: AtomicBool,
+    tx: watch::Sender<bool>,
+}
+
+impl Closed {
+    fn new() -> Self {
+        Closed {
+            flag: AtomicBool::new(false),
+            tx: watch::Sender::new(false),
+        }
+    }
+
+    /// Mark the database closed; true if it already was.
+    fn close(&self) -> bool {
+        self.flag.store(true, Ordering::Release);
+        self.tx.send_replace(true)
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.flag.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn subscribe(&self) -> watch::Receiver<bool> {
+        self.tx.subscribe()
     }
 }
 
 pub(crate) struct Shared<T> {
     pub(crate) log: Arc<dyn Log>,
     pub(crate) codec: Arc<dyn Codec<T>>,
-    pub(crate) closed: watch::Sender<bool>,
+    pub(crate) closed: Arc<Closed>,
     joins: mpsc::Sender<Join<T>>,
     views: Mutex<BTreeMap<Arc<str>, Entry>>,
     tasks: Mutex<Vec<(Arc<str>, WorkerTask)>>,
@@ -179,7 +209,7 @@ impl<T: Send + Sync + 'static> Db<T> {
         let shared = Arc::new(Shared {
             log,
             codec,
-            closed: watch::Sender::new(false),
+            closed: Arc::new(Closed::new()),
             joins,
             views: Mutex::new(BTreeMap::new()),
             tasks: Mutex::new(Vec::new()),
@@ -193,7 +223,7 @@ impl<T: Send + Sync + 'static> Db<T> {
         });
         let feed = Feed::new(Arc::clone(&shared), join_rx);
         *lock(&shared.feed) = Some(tokio::spawn(feed.run()));
-        let guard = Arc::new(StopOnDrop(shared.closed.clone()));
+        let guard = Arc::new(StopOnDrop(Arc::clone(&shared.closed)));
         Ok(Db {
             shared,
             _guard: guard,
@@ -249,10 +279,12 @@ impl<T: Send + Sync + 'static> Db<T> {
             views.insert(Arc::clone(&name), entry);
         }
         let (started_tx, started) = oneshot::channel();
+        let readable = Arc::new(Readable::default());
         let worker = Worker {
             shared: Arc::clone(&self.shared),
             view: Arc::clone(&view) as Arc<dyn View<T>>,
             progress: progress_tx,
+            readable: Arc::clone(&readable),
             commands,
             joins: self.shared.joins.clone(),
             shutdown: self.shared.closed.subscribe(),
@@ -263,8 +295,9 @@ impl<T: Send + Sync + 'static> Db<T> {
         let _ = started.await;
         let gate = Gate {
             progress,
-            log_since: self.shared.log.since(),
-            closed: self.shared.closed.subscribe(),
+            readable,
+            log: Arc::clone(&self.shared.log),
+            closed: Arc::clone(&self.shared.closed),
         };
         Ok(ViewHandle::new(name, version, view, gate))
     }
@@ -431,7 +464,7 @@ impl<T: Send + Sync + 'static> Db<T> {
 
     /// True once [`close`](Db::close) was called.
     pub fn is_closed(&self) -> bool {
-        *self.shared.closed.borrow()
+        self.shared.closed.is_closed()
     }
 
     /// Close the database: refuse new appends and reads, wait for appends in flight, stop and
@@ -440,7 +473,7 @@ impl<T: Send + Sync + 'static> Db<T> {
     /// # Errors
     /// The first error from closing a view or the log; everything is closed regardless.
     pub async fn close(&self) -> Result<(), DbError> {
-        if self.shared.closed.send_replace(true) {
+        if self.shared.closed.close() {
             return Ok(());
         }
         // Every append in flight holds permits: taking them all waits for those appends.

@@ -1,6 +1,8 @@
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::Seq;
+use crate::seq::reached;
+use crate::{AtomicSince, Seq};
 
 /// Where a view is in its life.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,6 +29,30 @@ impl fmt::Display for ViewState {
             ViewState::Failed(reason) => write!(f, "failed: {reason}"),
             ViewState::Closed => f.write_str("closed"),
         }
+    }
+}
+
+/// The part of a view's progress a gated read checks, kept in atomics by the worker (beside the
+/// `Progress` watch, which stays the source of wake-ups) so that concurrent readers of a caught-up
+/// view take no lock and write no shared memory.
+#[derive(Debug, Default)]
+pub(crate) struct Readable {
+    since: AtomicSince,
+    /// False while the view is failed or closed.
+    usable: AtomicBool,
+}
+
+impl Readable {
+    /// Mirror `p`. The worker calls it before sending `p`, after the view applied its records.
+    pub(crate) fn set(&self, p: &Progress) {
+        let usable = !matches!(p.state, ViewState::Failed(_) | ViewState::Closed);
+        self.usable.store(usable, Ordering::Release);
+        self.since.store(p.since);
+    }
+
+    /// True when the view is usable and includes `target`.
+    pub(crate) fn reached(&self, target: Option<Seq>) -> bool {
+        self.usable.load(Ordering::Acquire) && reached(self.since.load(), target)
     }
 }
 

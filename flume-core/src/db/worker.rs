@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::Shared;
 use super::backoff::Backoff;
 use super::feed::{FEED_QUEUE, FeedMsg, Join};
-use super::status::{Progress, ViewState};
+use super::status::{Progress, Readable, ViewState};
 use crate::seq::reached;
 use crate::{Seq, View, ViewError};
 
@@ -32,6 +32,8 @@ pub(crate) struct Worker<T: Send + Sync + 'static> {
     pub(crate) shared: Arc<Shared<T>>,
     pub(crate) view: Arc<dyn View<T>>,
     pub(crate) progress: watch::Sender<Progress>,
+    /// The lock-free copy of `progress` that gated reads check first.
+    pub(crate) readable: Arc<Readable>,
     pub(crate) commands: mpsc::Receiver<Command>,
     pub(crate) joins: mpsc::Sender<Join<T>>,
     pub(crate) shutdown: watch::Receiver<bool>,
@@ -237,10 +239,12 @@ impl<T: Send + Sync + 'static> Worker<T> {
     }
 
     fn publish(&self, state: ViewState) {
-        self.progress.send_replace(Progress {
+        let progress = Progress {
             since: self.since,
             state,
-        });
+        };
+        self.readable.set(&progress);
+        self.progress.send_replace(progress);
     }
 
     fn signal_started(&mut self) {

@@ -76,6 +76,10 @@ pub trait Log: Send + Sync + 'static {
     }
 
     /// The seq of the last acknowledged record now.
+    ///
+    /// Every gated view read calls it, so logs should override it with a lock-free read (an
+    /// [`AtomicSince`](crate::AtomicSince) stored before the `since` watch is sent); it must
+    /// never run ahead of what [`since`](Log::since) has sent.
     fn current_since(&self) -> Option<Seq> {
         *self.since().borrow()
     }

@@ -5,14 +5,21 @@
 //! across an `.await`. Read transactions are `WithoutTls`: any task may open one on any thread,
 //! briefly. A write that hits `MapFull` is aborted, the map is doubled while no transaction is
 //! open (readers hold a shared lock that the resize takes exclusively), and the write is retried.
+//! Read transactions are reused while no commit happened since they began (see `readers`).
+
+mod readers;
+mod writer;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard, RwLock, Weak, mpsc};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, Weak, mpsc};
 use std::thread::JoinHandle;
 
 use heed::types::Bytes;
-use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
+use heed::{Database, Env, EnvFlags, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
+
+use self::readers::Readers;
+use self::writer::{Job, WriteJob, Writer};
 use tokio::sync::oneshot;
 
 use crate::error::LmdbError;
@@ -25,8 +32,6 @@ const INITIAL_MAP: usize = 256 << 20;
 /// Named databases per environment (each view uses one or two).
 const MAX_DBS: u32 = 1024;
 
-type Job = Box<dyn FnOnce(&Writer) + Send>;
-
 /// A shared handle on the LMDB environment of one directory. Cloning shares it; opening the same
 /// directory again in this process returns the same environment.
 #[derive(Clone)]
@@ -37,16 +42,9 @@ pub struct Lmdb {
 struct Inner {
     path: PathBuf,
     env: Env<WithoutTls>,
-    /// Readers hold it shared for the life of a read transaction; a resize holds it exclusively.
-    resize: Arc<RwLock<()>>,
+    readers: Arc<Readers>,
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
-}
-
-/// What the writer thread owns.
-struct Writer {
-    env: Env<WithoutTls>,
-    resize: Arc<RwLock<()>>,
 }
 
 /// The environments open in this process, by canonical path: LMDB must not open one twice.
@@ -61,6 +59,16 @@ impl Lmdb {
     /// # Errors
     /// [`LmdbError`] when the directory cannot be created or LMDB cannot open it.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, LmdbError> {
+        Self::open_with_map(dir, INITIAL_MAP)
+    }
+
+    /// [`open`](Lmdb::open) with a first map size of `bytes` (rounded up by LMDB to whole
+    /// pages) instead of 256 MiB; it still doubles whenever a write finds it full. Ignored when
+    /// the environment is already open in this process.
+    ///
+    /// # Errors
+    /// As [`open`](Lmdb::open).
+    pub fn open_with_map(dir: impl AsRef<Path>, bytes: usize) -> Result<Self, LmdbError> {
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir).map_err(|e| LmdbError::io(dir, e))?;
         let path = dir.canonicalize().map_err(|e| LmdbError::io(dir, e))?;
@@ -69,34 +77,35 @@ impl Lmdb {
             return Ok(Lmdb { inner });
         }
         let mut options = EnvOpenOptions::new().read_txn_without_tls();
-        options
-            .map_size(INITIAL_MAP)
-            .max_dbs(MAX_DBS)
-            .max_readers(4096);
+        options.map_size(bytes).max_dbs(MAX_DBS).max_readers(4096);
         // SAFETY: LMDB's contract is that a file is not opened twice by one process and that the
         // map is not modified by others in ways it does not expect. The registry above returns
         // the already open environment for this canonical path instead of opening it again, and
         // the directory is Flume's own (nothing else writes its data.mdb).
+        // NO_META_SYNC (one fsync per commit instead of two) is "unsafe" only in that a machine
+        // crash may undo the last commit; LMDB keeps the file consistent. Views store their
+        // `since` in the same transaction as their rows, so an undone commit is a view a little
+        // behind the log, which it catches up from the log on open.
         #[allow(unsafe_code)]
-        let env = unsafe { options.open(&path) }.map_err(|e| LmdbError::open(&path, e))?;
-        let resize = Arc::new(RwLock::new(()));
+        let env = unsafe {
+            options.flags(EnvFlags::NO_META_SYNC);
+            options.open(&path)
+        }
+        .map_err(|e| LmdbError::open(&path, e))?;
+        let readers = Arc::new(Readers::new());
         let (tx, rx) = mpsc::channel::<Job>();
         let writer = Writer {
             env: env.clone(),
-            resize: Arc::clone(&resize),
+            readers: Arc::clone(&readers),
         };
         let thread = std::thread::Builder::new()
             .name("flume-lmdb-writer".into())
-            .spawn(move || {
-                for job in rx {
-                    job(&writer);
-                }
-            })
+            .spawn(move || writer.serve(rx))
             .map_err(|e| LmdbError::io(&path, e))?;
         let inner = Arc::new(Inner {
             path: path.clone(),
             env,
-            resize,
+            readers,
             jobs: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
         });
@@ -109,8 +118,16 @@ impl Lmdb {
         &self.inner.path
     }
 
-    /// Run `f` in a write transaction on the writer thread and commit. `f` may run more than
-    /// once: when the map is full the transaction is aborted, the map grown, and `f` run again.
+    /// Write transactions committed since the environment was opened (writes queued together
+    /// share one).
+    pub fn commits(&self) -> u64 {
+        self.inner.readers.commits()
+    }
+
+    /// Run `f` in a write transaction on the writer thread and commit. Writes queued together
+    /// may share one transaction (see `writer`), each succeeding or failing alone. `f` may run
+    /// more than once, each time in a fresh transaction: when the map is full, or when another
+    /// write of its transaction failed.
     ///
     /// # Errors
     /// LMDB's errors; [`LmdbError::Closed`] when the environment is closing.
@@ -120,10 +137,7 @@ impl Lmdb {
         F: FnMut(&mut RwTxn<'_>) -> heed::Result<R> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |w: &Writer| {
-            let _ = tx.send(w.run(f));
-        });
-        self.send(job)?;
+        self.send(Job::Write(Box::new(WriteJob::new(f, tx))))?;
         rx.await.map_err(|_| LmdbError::Closed)?
     }
 
@@ -132,12 +146,8 @@ impl Lmdb {
     /// # Errors
     /// LMDB's errors (too many tables: the environment allows 1024).
     pub async fn table(&self, name: &str) -> Result<Table, LmdbError> {
-        let name = name.to_string();
         let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |w: &Writer| {
-            let _ = tx.send(w.create_table(&name));
-        });
-        self.send(job)?;
+        self.send(Job::Table(name.to_string(), tx))?;
         rx.await.map_err(|_| LmdbError::Closed)?
     }
 
@@ -149,9 +159,12 @@ impl Lmdb {
         &self,
         f: impl FnOnce(&RoTxn<'_, WithoutTls>) -> heed::Result<R>,
     ) -> Result<R, LmdbError> {
-        let _shared = self.inner.resize.read().unwrap_or_else(|p| p.into_inner());
-        let txn = self.inner.env.read_txn().map_err(LmdbError::Lmdb)?;
-        f(&txn).map_err(LmdbError::Lmdb)
+        let reader = self
+            .inner
+            .readers
+            .begin(&self.inner.env)
+            .map_err(LmdbError::Lmdb)?;
+        f(reader.txn()).map_err(LmdbError::Lmdb)
     }
 
     fn send(&self, job: Job) -> Result<(), LmdbError> {
@@ -163,52 +176,6 @@ impl Lmdb {
     }
 }
 
-impl Writer {
-    fn run<R>(&self, mut f: impl FnMut(&mut RwTxn<'_>) -> heed::Result<R>) -> Result<R, LmdbError> {
-        loop {
-            let attempt = (|| {
-                let mut txn = self.env.write_txn()?;
-                let r = f(&mut txn)?;
-                txn.commit()?;
-                Ok(r)
-            })();
-            match attempt {
-                Err(heed::Error::Mdb(heed::MdbError::MapFull)) => self.grow()?,
-                other => return other.map_err(LmdbError::Lmdb),
-            }
-        }
-    }
-
-    fn create_table(&self, name: &str) -> Result<Table, LmdbError> {
-        let txn = self.env.write_txn().map_err(LmdbError::Lmdb)?;
-        let created = self.env.create_databases_and_commit(txn, |opener, txn| {
-            let table: Database<'_, Bytes, Bytes> = opener.create_database(txn, Some(name))?;
-            Ok::<_, heed::Error>(CommitOrAbort::<_, ()>::Commit(table))
-        });
-        match created {
-            Ok(CommitOrAbort::Commit(table)) => Ok(table),
-            Ok(CommitOrAbort::Abort(())) => Err(LmdbError::Closed),
-            Err(heed::Error::Mdb(heed::MdbError::MapFull)) => {
-                self.grow()?;
-                self.create_table(name)
-            }
-            Err(e) => Err(LmdbError::Lmdb(e)),
-        }
-    }
-
-    /// Double the map while no transaction is open in this process.
-    fn grow(&self) -> Result<(), LmdbError> {
-        let _exclusive = self.resize.write().unwrap_or_else(|p| p.into_inner());
-        let size = self.env.info().map_size * 2;
-        // SAFETY: LMDB allows resizing an open environment when no transaction is active in
-        // this process. Write transactions only run on this thread, and the failed one was
-        // dropped; read transactions are only opened under the shared side of `resize`, which we
-        // hold exclusively here.
-        #[allow(unsafe_code)]
-        unsafe { self.env.resize(size) }.map_err(LmdbError::Lmdb)
-    }
-}
-
 impl Drop for Inner {
     fn drop(&mut self) {
         // Stop the writer after the jobs already queued, and wait for it so that the
@@ -217,6 +184,8 @@ impl Drop for Inner {
         if let Some(thread) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = thread.join();
         }
+        // Idle read transactions own clones of the environment: close them so that it closes.
+        self.readers.close_idle();
         let mut open = registry();
         if open.get(&self.path).is_some_and(|w| w.strong_count() == 0) {
             open.remove(&self.path);

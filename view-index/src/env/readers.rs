@@ -1,0 +1,156 @@
+//! Read transactions: reused while no commit happened since they began, and spread over shards
+//! so that threads reading at once touch no shared lock.
+//!
+//! Beginning an LMDB read transaction is most of the cost of a point read: a reader slot taken
+//! under LMDB's lock, and each named table looked up again in the new snapshot. So finished read
+//! transactions go back to an idle list, tagged with the commit generation read just before they
+//! began, and are reused while that generation is current.
+//!
+//! Invariant: a transaction tagged with the current generation sees every commit made so far. The
+//! writer bumps the generation after each commit and before reporting it, and a reader loads the
+//! generation before beginning its transaction, so a tag can only be older than the snapshot,
+//! never newer. Transactions whose tag is not current are closed instead of reused: a reader never
+//! sees a snapshot older than a commit it was told about, and idle transactions never pin old
+//! pages (the writer also empties the idle lists after each commit).
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use heed::{Env, RoTxn, WithoutTls};
+
+/// Shards of readers; a thread always uses the same one.
+const SHARDS: usize = 16;
+/// At most this many idle transactions per shard (more are simply closed).
+const IDLE: usize = 8;
+
+type Tagged = (u64, RoTxn<'static, WithoutTls>);
+
+pub(super) struct Readers {
+    generation: AtomicU64,
+    shards: Box<[Shard]>,
+}
+
+/// One shard, on its own cache lines so that threads on different shards share nothing.
+#[repr(align(128))]
+struct Shard {
+    /// Held shared for the life of a read transaction; map growth holds every shard exclusively
+    /// (LMDB may only resize while no transaction of this process is open).
+    resize: RwLock<()>,
+    idle: Mutex<Vec<Tagged>>,
+}
+
+/// A read transaction in use; it goes back to its shard's idle list when dropped.
+pub(super) struct Reader<'a> {
+    readers: &'a Readers,
+    shard: &'a Shard,
+    txn: Option<Tagged>,
+    _shared: RwLockReadGuard<'a, ()>,
+}
+
+/// Every shard held exclusively: no read transaction is open in this process.
+pub(super) struct Exclusive<'a> {
+    _guards: Vec<RwLockWriteGuard<'a, ()>>,
+}
+
+fn relock<G>(r: Result<G, std::sync::PoisonError<G>>) -> G {
+    r.unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Readers {
+    pub(super) fn new() -> Self {
+        Readers {
+            generation: AtomicU64::new(0),
+            shards: (0..SHARDS)
+                .map(|_| Shard {
+                    resize: RwLock::new(()),
+                    idle: Mutex::new(Vec::new()),
+                })
+                .collect(),
+        }
+    }
+
+    /// This thread's shard.
+    fn shard(&self) -> &Shard {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        thread_local! {
+            static SLOT: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+        }
+        &self.shards[SLOT.with(|s| *s) % SHARDS]
+    }
+
+    /// A read transaction that sees every commit made before this call.
+    pub(super) fn begin<'a>(&'a self, env: &Env<WithoutTls>) -> heed::Result<Reader<'a>> {
+        let shard = self.shard();
+        let shared = relock(shard.resize.read());
+        let current = self.generation.load(Ordering::Acquire);
+        let reused = shard.idle().pop();
+        let txn = match reused {
+            Some(tagged) if tagged.0 == current => tagged,
+            _ => (current, env.clone().static_read_txn()?),
+        };
+        Ok(Reader {
+            readers: self,
+            shard,
+            txn: Some(txn),
+            _shared: shared,
+        })
+    }
+
+    /// After a commit: newer snapshots exist, so close every idle transaction.
+    pub(super) fn committed(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.close_idle();
+    }
+
+    /// Write transactions committed so far.
+    pub(super) fn commits(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Close every idle transaction (they own clones of the environment).
+    pub(super) fn close_idle(&self) {
+        for shard in &self.shards {
+            let idle = std::mem::take(&mut *shard.idle());
+            drop(idle);
+        }
+    }
+
+    /// Wait until no read transaction is open, and keep it so (idle ones are closed).
+    pub(super) fn exclusive(&self) -> Exclusive<'_> {
+        let guards = self
+            .shards
+            .iter()
+            .map(|s| relock(s.resize.write()))
+            .collect();
+        self.close_idle();
+        Exclusive { _guards: guards }
+    }
+}
+
+impl Shard {
+    fn idle(&self) -> MutexGuard<'_, Vec<Tagged>> {
+        relock(self.idle.lock())
+    }
+}
+
+impl Reader<'_> {
+    pub(super) fn txn(&self) -> &RoTxn<'static, WithoutTls> {
+        // Present from `begin` until `drop`.
+        &self.txn.as_ref().expect("a reader holds its transaction").1
+    }
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        let Some(tagged) = self.txn.take() else {
+            return;
+        };
+        // Reuse it only if no commit happened since it began; otherwise close it.
+        if tagged.0 == self.readers.generation.load(Ordering::Acquire) {
+            let mut idle = self.shard.idle();
+            if idle.len() < IDLE {
+                idle.push(tagged);
+            }
+        }
+    }
+}
