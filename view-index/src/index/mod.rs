@@ -156,6 +156,11 @@ impl<T: Send + Sync + 'static> View<T> for Index<T> {
                 rows.push((key, put.then(|| seq.0.to_be_bytes())));
             }
         }
+        // Writing in key order makes each put find its B-tree pages already in cache, and the
+        // sort runs here, in parallel with other views, not on the shared writer thread. The
+        // sort is stable, so operations on one key keep their log order (and only that order
+        // matters to the result).
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
         self.store
             .commit(Some(last), move |txn, tables| {
                 for (key, seq) in &rows {
