@@ -81,6 +81,14 @@ pub(crate) fn run<F: LogFactory>(r: &mut Runner, make: &impl Fn() -> F) {
         || live_old_false(make()),
     );
     r.case("live stream with a limit ends", || live_limit(make()));
+    r.case(
+        "owned streams over many chunks (read-ahead): every record once, in order",
+        || owned_many_chunks(make()),
+    );
+    r.case(
+        "owned live stream across chunks while appends continue",
+        || owned_live_chunks(make()),
+    );
     r.case("close: append, get and stream fail", || close_fails(make()));
     r.case("close ends live streams with an error", || {
         close_ends_live(make())
@@ -540,6 +548,97 @@ async fn live_limit<F: LogFactory>(f: F) {
     let got = collect(&*log, StreamOpts::new().live().limit(3).values()).await;
     assert_eq!(got, ["a", "b", "c"].map(|v| Item::Value(Bytes::from(v))));
     task.await.unwrap();
+}
+
+/// More records than three stream chunks (streams read 1024 records at a time).
+const MANY: usize = 3000;
+
+async fn append_many(log: &dyn Log, from: usize, n: usize) -> Vec<(Seq, Bytes)> {
+    let values: Vec<Bytes> = (from..from + n)
+        .map(|i| Bytes::from(format!("record {i}")))
+        .collect();
+    let mut out = Vec::with_capacity(n);
+    for batch in values.chunks(250) {
+        let seqs = log.append_batch(batch.to_vec()).await.expect("append");
+        out.extend(seqs.into_iter().zip(batch.iter().cloned()));
+    }
+    out
+}
+
+async fn collect_owned(log: &Arc<dyn Log>, opts: StreamOpts) -> Vec<(Seq, Bytes)> {
+    let items: Vec<Result<Item<Bytes>, LogError>> =
+        stream_owned(Arc::clone(log), opts).collect().await;
+    items
+        .into_iter()
+        .map(
+            |r| match r.unwrap_or_else(|e| panic!("stream error: {e}")) {
+                Item::Record { seq, value } => (seq, value),
+                other => panic!("expected records, got {other:?}"),
+            },
+        )
+        .collect()
+}
+
+async fn owned_many_chunks<F: LogFactory>(f: F) {
+    let log = open(&f).await;
+    let all = append_many(&*log, 0, MANY).await;
+    assert_eq!(collect_owned(&log, StreamOpts::new()).await, all, "forward");
+    let mut rev = all.clone();
+    rev.reverse();
+    assert_eq!(
+        collect_owned(&log, StreamOpts::new().reverse()).await,
+        rev,
+        "reverse"
+    );
+    assert_eq!(
+        collect_owned(&log, StreamOpts::new().limit(2500)).await,
+        all[..2500],
+        "forward with a limit across chunks"
+    );
+    let (lo, hi) = (all[100].0, all[2900].0);
+    assert_eq!(
+        collect_owned(&log, StreamOpts::new().gt(lo).lt(hi).reverse().limit(2000)).await,
+        rev[100..2100],
+        "reverse within bounds, with a limit"
+    );
+    let seqs: Vec<_> = stream_owned(Arc::clone(&log), StreamOpts::new().seqs())
+        .map(|r| r.expect("seq"))
+        .collect()
+        .await;
+    assert_eq!(
+        seqs,
+        all.iter().map(|(s, _)| Item::Seq(*s)).collect::<Vec<_>>(),
+        "seqs only"
+    );
+    // Dropped after its first chunk, with the next one being read ahead: the stream lets go of
+    // the log once that read ends.
+    let mut s = stream_owned(Arc::clone(&log), StreamOpts::new());
+    s.next().await.expect("a record").expect("no error");
+    drop(s);
+    while Arc::strong_count(&log) > 1 {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    log.close().await.expect("close");
+}
+
+async fn owned_live_chunks<F: LogFactory>(f: F) {
+    let log = open(&f).await;
+    let mut all = append_many(&*log, 0, MANY).await;
+    let live = stream_owned(Arc::clone(&log), StreamOpts::new().live().limit(2 * MANY));
+    let writer = Arc::clone(&log);
+    let task = tokio::spawn(async move { append_many(&*writer, MANY, MANY).await });
+    let got: Vec<(Seq, Bytes)> = live
+        .map(
+            |r| match r.unwrap_or_else(|e| panic!("stream error: {e}")) {
+                Item::Record { seq, value } => (seq, value),
+                other => panic!("expected records, got {other:?}"),
+            },
+        )
+        .collect()
+        .await;
+    all.extend(task.await.expect("appender"));
+    assert_eq!(got, all, "each record exactly once, in log order");
+    log.close().await.expect("close");
 }
 
 async fn close_fails<F: LogFactory>(f: F) {

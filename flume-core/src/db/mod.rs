@@ -23,7 +23,7 @@ use self::feed::{Feed, Join};
 use self::handle::Gate;
 use self::status::{Progress, Readable};
 use self::worker::{Command, Worker};
-use crate::log::stream_owned;
+use crate::log::stream_owned_with;
 use crate::seq::reached;
 use crate::{
     AppendError, Codec, DbError, Item, Log, LogError, ReadRange, RecordReader, Seq, StreamOpts,
@@ -372,15 +372,14 @@ impl<T: Send + Sync + 'static> Db<T> {
         &self,
         opts: StreamOpts,
     ) -> impl Stream<Item = Result<Item<T>, DbError>> + Send + 'static {
-        let shared = Arc::clone(&self.shared);
-        let records = match self.check_open() {
-            Err(_) => futures::stream::once(async { Err(LogError::Closed) }).boxed(),
-            Ok(()) => stream_owned(Arc::clone(&self.shared.log), opts),
-        };
-        records.map(move |item| {
-            let item = item?;
+        if self.check_open().is_err() {
+            return futures::stream::once(async { Err(DbError::from(LogError::Closed)) }).boxed();
+        }
+        let codec = Arc::clone(&self.shared.codec);
+        // Decoded as the caller takes each record, straight from the log's chunks.
+        stream_owned_with(Arc::clone(&self.shared.log), opts, move |item| {
             let seq = item.seq();
-            item.try_map(|bytes: Bytes| shared.codec.decode(&bytes))
+            item.try_map(|bytes: Bytes| codec.decode(&bytes))
                 .map_err(|source| DbError::Codec { seq, source })
         })
     }

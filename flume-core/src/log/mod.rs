@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 pub use opts::{Item, Output, READ_BYTES, ReadRange, StreamOpts};
 pub use stream::stream_owned;
+pub(crate) use stream::stream_owned_with;
 
 use crate::{AppendError, LogError, Seq};
 

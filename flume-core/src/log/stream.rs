@@ -3,12 +3,16 @@
 use std::ops::{Bound, Deref};
 use std::sync::Arc;
 
-use bytes::Bytes;
-use futures::future::{self, Either};
-use futures::stream::{self, BoxStream, StreamExt};
-use tokio::sync::watch;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 
-use super::{Item, Log, ReadRange, StreamOpts};
+use bytes::Bytes;
+use futures::stream::{self, BoxStream, Stream, StreamExt};
+use tokio::runtime::{Handle, RuntimeFlavor};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::{Item, Log, Output, ReadRange, StreamOpts};
 use crate::bounds::{is_empty_range, max_lower, min_upper};
 use crate::{LogError, Seq};
 
@@ -16,28 +20,73 @@ use crate::{LogError, Seq};
 /// stream holds little memory.
 const CHUNK: usize = 1024;
 
+type Records = Vec<(Seq, Bytes)>;
+
+/// Starts a read of the log on another task (the read-ahead of streams that own their log).
+type Spawn = Box<dyn Fn(ReadRange) -> JoinHandle<Result<Records, LogError>> + Send + Sync>;
+
 /// A stream that owns its log handle, so it can outlive the caller's borrow (servers, tasks).
+///
+/// On a multi-threaded tokio runtime it reads one chunk ahead on another task while the caller
+/// consumes the current one, so reading (I/O, checksums) overlaps with what the caller does with
+/// the records (decoding them, say).
 pub fn stream_owned<L: Log + ?Sized>(
     log: Arc<L>,
     opts: StreamOpts,
 ) -> BoxStream<'static, Result<Item<Bytes>, LogError>> {
-    build(log, opts)
+    stream_owned_with(log, opts, Ok)
+}
+
+/// [`stream_owned`], applying `each` to every item as it is yielded (on the caller's task, in
+/// log order) instead of wrapping a stream of items: `Db` decodes records this way.
+pub(crate) fn stream_owned_with<L, X, E, F>(
+    log: Arc<L>,
+    opts: StreamOpts,
+    each: F,
+) -> BoxStream<'static, Result<X, E>>
+where
+    L: Log + ?Sized,
+    X: Send + 'static,
+    E: From<LogError> + Send + 'static,
+    F: Fn(Item<Bytes>) -> Result<X, E> + Send + Sync + Unpin + 'static,
+{
+    // On a current-thread runtime another task would run on the same thread: no overlap, only
+    // overhead.
+    let spawn = Handle::try_current()
+        .ok()
+        .filter(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread)
+        .map(|handle| {
+            let log = Arc::clone(&log);
+            Box::new(move |range: ReadRange| {
+                let log = Arc::clone(&log);
+                handle.spawn(async move { log.read(range).await })
+            }) as Spawn
+        });
+    build(log, opts, spawn, each)
 }
 
 pub(super) fn stream_ref<L: Log + ?Sized>(
     log: &L,
     opts: StreamOpts,
 ) -> BoxStream<'_, Result<Item<Bytes>, LogError>> {
-    build(log, opts)
+    build(log, opts, None, Ok)
 }
 
-fn build<'a, R, L>(log: R, opts: StreamOpts) -> BoxStream<'a, Result<Item<Bytes>, LogError>>
+fn build<'a, R, L, X, E, F>(
+    log: R,
+    opts: StreamOpts,
+    spawn: Option<Spawn>,
+    each: F,
+) -> BoxStream<'a, Result<X, E>>
 where
     R: Deref<Target = L> + Send + Sync + 'a,
     L: Log + ?Sized,
+    X: Send + 'a,
+    E: From<LogError> + Send + 'a,
+    F: Fn(Item<Bytes>) -> Result<X, E> + Send + Sync + Unpin + 'a,
 {
     if let Err(e) = opts.validate() {
-        return Box::pin(stream::once(async move { Err(e) }));
+        return Box::pin(stream::once(async move { Err(e.into()) }));
     }
     let since = log.since();
     let now = *since.borrow();
@@ -55,23 +104,50 @@ where
         done: false,
         pinned: (!opts.live).then_some(now),
         opts,
+        spawn,
+        ahead: None,
     };
-    // The cursor yields whole chunks; flattening them keeps the per-record cost to an iterator
-    // step instead of a future per record.
     let chunks = stream::unfold(cursor, |mut c| async move {
         let chunk = c.next_chunk().await?;
         Some((chunk, c))
     });
-    Box::pin(chunks.flat_map(move |chunk| {
-        match chunk {
-            Ok(records) => Either::Left(stream::iter(
-                records
-                    .into_iter()
-                    .map(move |(seq, value)| Ok(Item::shaped(output, seq, value))),
-            )),
-            Err(e) => Either::Right(stream::once(future::ready(Err(e)))),
+    Box::pin(Flat {
+        chunks: Box::pin(chunks),
+        current: Vec::new().into_iter(),
+        output,
+        each,
+    })
+}
+
+/// The cursor yields whole chunks; this yields their records one by one, so the per-record cost
+/// is an iterator step and `each`, not a future or a nested stream per record.
+struct Flat<'a, F> {
+    chunks: BoxStream<'a, Result<Records, LogError>>,
+    current: std::vec::IntoIter<(Seq, Bytes)>,
+    output: Output,
+    each: F,
+}
+
+impl<X, E, F> Stream for Flat<'_, F>
+where
+    E: From<LogError>,
+    F: Fn(Item<Bytes>) -> Result<X, E> + Unpin,
+{
+    type Item = Result<X, E>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            if let Some((seq, value)) = this.current.next() {
+                return Poll::Ready(Some((this.each)(Item::shaped(this.output, seq, value))));
+            }
+            match ready!(this.chunks.poll_next_unpin(cx)) {
+                Some(Ok(records)) => this.current = records.into_iter(),
+                Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
+                None => return Poll::Ready(None),
+            }
         }
-    }))
+    }
 }
 
 /// The stream's position: the bounds of what is still to be yielded.
@@ -86,6 +162,24 @@ struct Cursor<R> {
     /// A stream that is not live yields the records acknowledged when it was created, no more.
     pinned: Option<Option<Seq>>,
     opts: StreamOpts,
+    /// Read-ahead, when the stream owns its log and runs on a multi-threaded runtime.
+    spawn: Option<Spawn>,
+    /// The next chunk, being read while the caller consumes the current one: at most one, so a
+    /// stream holds at most two chunks.
+    ahead: Option<Ahead>,
+}
+
+/// A read started ahead of need, for the range `(cursor, since]` as they were when it started.
+struct Ahead {
+    task: JoinHandle<Result<Records, LogError>>,
+    since: Seq,
+}
+
+impl Drop for Ahead {
+    /// A dropped stream stops its read-ahead (a read already running finishes its one chunk).
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 impl<R, L> Cursor<R>
@@ -125,23 +219,33 @@ where
         Some(Err(e))
     }
 
-    /// Read the next chunk of `(cursor, since]`; `None` when there is nothing more to read now.
-    async fn fill(&mut self, since: Option<Seq>) -> Result<Option<Vec<(Seq, Bytes)>>, LogError> {
-        let Some(since) = since else { return Ok(None) };
+    /// The read of the next chunk of `(cursor, since]`, or `None` when that range is empty.
+    fn range(&self, since: Seq) -> Option<ReadRange> {
         let upper = min_upper(self.upper, Bound::Included(since));
-        if is_empty_range(self.lower, upper) {
-            return Ok(None);
+        if is_empty_range(self.lower, upper) || self.remaining == Some(0) {
+            return None;
         }
-        let max = self.remaining.map_or(CHUNK, |n| n.min(CHUNK));
-        let range = ReadRange {
+        Some(ReadRange {
             lower: self.lower,
             upper,
             reverse: self.opts.reverse,
-            max,
+            max: self.remaining.map_or(CHUNK, |n| n.min(CHUNK)),
             max_bytes: super::READ_BYTES,
-            values: self.opts.output != super::Output::Seqs,
+            values: self.opts.output != Output::Seqs,
+        })
+    }
+
+    /// Read the next chunk of `(cursor, since]`; `None` when there is nothing more to read now.
+    async fn fill(&mut self, since: Option<Seq>) -> Result<Option<Vec<(Seq, Bytes)>>, LogError> {
+        let Some(since) = since else { return Ok(None) };
+        let Some(range) = self.range(since) else {
+            return Ok(None);
         };
-        let mut records = self.log.read(range).await?;
+        let max = range.max;
+        let mut records = match self.ahead.take() {
+            Some(ahead) => self.take_ahead(ahead, since, range).await?,
+            None => self.log.read(range).await?,
+        };
         // A log may return fewer than `max`, never more.
         records.truncate(max);
         let Some(&(last, _)) = records.last() else {
@@ -155,6 +259,45 @@ where
         if let Some(n) = &mut self.remaining {
             *n -= records.len();
         }
+        self.read_ahead();
         Ok(Some(records))
+    }
+
+    /// Start reading the next chunk, if there is one now, while the caller consumes this one.
+    fn read_ahead(&mut self) {
+        let Some(spawn) = &self.spawn else { return };
+        let since = match self.pinned {
+            Some(pinned) => pinned,
+            // Not marked as seen: `next_chunk` still notices the change.
+            None => *self.since.borrow(),
+        };
+        if let Some(since) = since
+            && let Some(range) = self.range(since)
+        {
+            self.ahead = Some(Ahead {
+                task: spawn(range),
+                since,
+            });
+        }
+    }
+
+    /// The result of the read-ahead, which read `(cursor, ahead.since]` (the cursor has not
+    /// moved since it started).
+    async fn take_ahead(
+        &self,
+        mut ahead: Ahead,
+        since: Seq,
+        range: ReadRange,
+    ) -> Result<Records, LogError> {
+        match (&mut ahead.task).await {
+            // `since` moved on (live streams) after the read-ahead found nothing: read again, or
+            // the records in between would wait for the next change.
+            Ok(Ok(records)) if records.is_empty() && ahead.since != since => {
+                self.log.read(range).await
+            }
+            Ok(result) => result,
+            // The task panicked or the runtime is shutting down: read here instead.
+            Err(_) => self.log.read(range).await,
+        }
     }
 }
