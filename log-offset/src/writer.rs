@@ -9,14 +9,18 @@
 //! - after any failed write or sync the writer is poisoned: it never retries (a failed fsync
 //!   may have dropped dirty pages, ATC'20) and refuses every later batch until reopened.
 
+mod reclaim;
+
 use std::sync::Arc;
-use std::sync::mpsc;
+use std::sync::mpsc::{self, RecvError, TryRecvError};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use flume_core::{LogError, Seq};
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
-use crate::frame::{self, BATCH_END, SEG_HEADER};
+use self::reclaim::Reclaimer;
+use crate::frame::{self, BATCH_END, FrameBuf, SEG_HEADER};
 use crate::log::Shared;
 use crate::options::Durability;
 use crate::recovery::create_segment;
@@ -28,6 +32,12 @@ const GROUP_BYTES: u64 = 8 << 20;
 /// In `Buffered` mode, sync after this many unsynced bytes: it bounds what a power loss can take
 /// and how far back recovery must walk, at the cost of one sync per few MiB.
 const BUFFERED_SYNC_BYTES: u64 = 4 << 20;
+/// One huge batch must not pin its buffer for the life of the log.
+const KEEP_BUF: usize = 2 * GROUP_BYTES as usize;
+/// After a group, poll the queue this long before sleeping on it: an appender that awaits each
+/// batch sends the next one within microseconds of its acknowledgement, and waking a sleeping
+/// writer would add a thread wake-up to every batch. Bounded, so an idle log costs nothing.
+const SPIN: Duration = Duration::from_micros(50);
 
 pub(crate) type Reply = Result<Vec<Seq>, (LogError, Vec<Bytes>)>;
 
@@ -41,19 +51,14 @@ pub(crate) enum Msg {
 
 pub(crate) struct Request {
     pub(crate) records: Vec<Bytes>,
+    /// Bytes the records take as frames.
+    pub(crate) bytes: u64,
     pub(crate) reply: oneshot::Sender<Reply>,
     /// Queue space, released when the writer is done with the batch.
     pub(crate) _permit: OwnedSemaphorePermit,
 }
 
 impl Request {
-    fn bytes(&self) -> u64 {
-        self.records
-            .iter()
-            .map(|r| r.len() as u64 + frame::OVERHEAD)
-            .sum()
-    }
-
     fn fail(self, error: LogError) {
         let _ = self.reply.send(Err((error, self.records)));
     }
@@ -67,7 +72,12 @@ pub(crate) struct Writer {
     pos: u64,
     /// File position below which the segment is synced: every frame records it.
     synced: u64,
-    buf: Vec<u8>,
+    buf: FrameBuf,
+    /// The records of the groups acknowledged since the last write, freed by the reclaimer
+    /// while the next group is synced (or by the writer before it sleeps): at most one group's
+    /// worth beyond the queue bound.
+    retired: Vec<Vec<Bytes>>,
+    reclaimer: Option<Reclaimer>,
     _lock: LockGuard,
 }
 
@@ -86,19 +96,21 @@ impl Writer {
             pos,
             // Recovery synced the tail.
             synced: pos,
-            buf: Vec::new(),
+            buf: FrameBuf::new(),
+            retired: Vec::new(),
+            reclaimer: Reclaimer::start(),
             _lock: lock,
         }
     }
 
     pub(crate) fn run(mut self, rx: mpsc::Receiver<Msg>) {
-        while let Ok(msg) = rx.recv() {
+        while let Ok(msg) = self.next(&rx) {
             let mut group = Vec::new();
             let mut bytes = 0;
             let mut control = None;
             match msg {
                 Msg::Append(r) => {
-                    bytes += r.bytes();
+                    bytes += r.bytes;
                     group.push(r);
                 }
                 other => control = Some(other),
@@ -107,7 +119,7 @@ impl Writer {
             while control.is_none() && bytes < GROUP_BYTES {
                 match rx.try_recv() {
                     Ok(Msg::Append(r)) => {
-                        bytes += r.bytes();
+                        bytes += r.bytes;
                         group.push(r);
                     }
                     Ok(other) => control = Some(other),
@@ -132,6 +144,20 @@ impl Writer {
         let _ = self.sync();
     }
 
+    /// The next message. The queue is polled for [`SPIN`]; an idle writer frees the retired
+    /// records and sleeps.
+    fn next(&mut self, rx: &mpsc::Receiver<Msg>) -> Result<Msg, RecvError> {
+        poll(rx, SPIN).unwrap_or_else(|| {
+            self.retired.clear();
+            rx.recv()
+        })
+    }
+
+    /// File position where the next frame goes.
+    fn end(&self) -> u64 {
+        self.pos + self.buf.len()
+    }
+
     fn commit(&mut self, group: Vec<Request>) {
         if let Some(reason) = self.shared.poison_reason() {
             for r in group {
@@ -145,8 +171,8 @@ impl Writer {
         let mut pending: Vec<(Request, Vec<Seq>)> = Vec::with_capacity(group.len());
         let mut rest = group.into_iter();
         while let Some(req) = rest.next() {
-            let at = self.pos + self.buf.len() as u64;
-            if at > SEG_HEADER && at + req.bytes() > self.shared.opts.segment_size {
+            let at = self.end();
+            if at > SEG_HEADER && at + req.bytes > self.shared.opts.segment_size {
                 let ok = self.flush(&mut pending, sync) && self.roll();
                 if !ok {
                     let reason = self.shared.poison_reason().unwrap_or_default();
@@ -160,11 +186,13 @@ impl Writer {
             }
             let n = req.records.len();
             let mut seqs = Vec::with_capacity(n);
+            self.buf.reserve(req.bytes);
+            let mut seq = self.seg.seq(self.end());
             for (i, record) in req.records.iter().enumerate() {
-                let seq = self.seg.seq(self.pos + self.buf.len() as u64);
                 let flags = if i + 1 == n { BATCH_END } else { 0 };
-                frame::encode(&mut self.buf, seq, record, self.synced, flags);
+                self.buf.push(seq, record, self.synced, flags);
                 seqs.push(Seq(seq));
+                seq += record.len() as u64 + frame::OVERHEAD;
             }
             pending.push((req, seqs));
         }
@@ -173,13 +201,19 @@ impl Writer {
         }
     }
 
-    /// Write the buffered frames (and sync them when `sync`), then acknowledge `pending`.
+    /// Write the frames (and sync them when `sync`), then acknowledge `pending`.
     /// False when the writer is poisoned.
     fn flush(&mut self, pending: &mut Vec<(Request, Vec<Seq>)>, sync: bool) -> bool {
         if self.buf.is_empty() {
             return true;
         }
-        let mut result = self.file.write_all_at(&self.buf, self.pos);
+        if let Some(reclaimer) = &self.reclaimer
+            && !self.retired.is_empty()
+        {
+            // Freed while this group is written and synced, when the appenders are waiting.
+            reclaimer.free(std::mem::take(&mut self.retired));
+        }
+        let mut result = self.file.write_all_at(self.buf.frames(), self.pos);
         if result.is_ok() && sync {
             result = self.file.sync_data();
         }
@@ -203,24 +237,27 @@ impl Writer {
                 };
                 req.fail(error);
             }
-            self.buf.clear();
+            self.buf.clear(KEEP_BUF);
             return false;
         }
-        self.pos += self.buf.len() as u64;
+        self.pos += self.buf.len();
         if sync {
             self.synced = self.pos;
         }
-        self.buf.clear();
-        // One huge batch must not pin its buffer for the life of the log.
-        if self.buf.capacity() > 2 * GROUP_BYTES as usize {
-            self.buf = Vec::new();
-        }
+        self.buf.clear(KEEP_BUF);
         if let Some(&last) = pending.last().and_then(|(_, seqs)| seqs.last()) {
             let end = self.seg.seq(self.pos);
             self.shared.publish(end, last.0, end);
         }
         for (req, seqs) in pending.drain(..) {
-            let _ = req.reply.send(Ok(seqs));
+            let Request { records, reply, .. } = req;
+            let _ = reply.send(Ok(seqs));
+            // The queue space (the permit) is released now; the records are freed later, off
+            // the path from this acknowledgement to the next group.
+            self.retired.push(records);
+        }
+        if self.reclaimer.is_none() {
+            self.retired.clear();
         }
         true
     }
@@ -264,5 +301,22 @@ impl Writer {
             self.synced = self.pos;
         }
         Ok(())
+    }
+}
+
+/// Poll `rx` for at most `spin`; `None` if nothing came.
+fn poll<T>(rx: &mpsc::Receiver<T>, spin: Duration) -> Option<Result<T, RecvError>> {
+    let start = Instant::now();
+    loop {
+        match rx.try_recv() {
+            Ok(msg) => return Some(Ok(msg)),
+            Err(TryRecvError::Disconnected) => return Some(Err(RecvError)),
+            Err(TryRecvError::Empty) if start.elapsed() >= spin => return None,
+            Err(TryRecvError::Empty) => {
+                for _ in 0..32 {
+                    std::hint::spin_loop();
+                }
+            }
+        }
     }
 }
