@@ -12,7 +12,7 @@
 mod reclaim;
 
 use std::sync::Arc;
-use std::sync::mpsc::{self, RecvError, TryRecvError};
+use std::sync::mpsc::{self, RecvError, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -34,10 +34,18 @@ const GROUP_BYTES: u64 = 8 << 20;
 const BUFFERED_SYNC_BYTES: u64 = 4 << 20;
 /// One huge batch must not pin its buffer for the life of the log.
 const KEEP_BUF: usize = 2 * GROUP_BYTES as usize;
-/// After a group, poll the queue this long before sleeping on it: an appender that awaits each
-/// batch sends the next one within microseconds of its acknowledgement, and waking a sleeping
-/// writer would add a thread wake-up to every batch. Bounded, so an idle log costs nothing.
+/// When the last groups each held one batch, poll the queue this long before sleeping on it: a
+/// lone appender that awaits each batch sends the next one within microseconds of its
+/// acknowledgement, and waking a sleeping writer would add a thread wake-up to every batch.
+/// With several appenders the writer sleeps at once: on a small machine a polling writer takes
+/// the CPU the appenders need, and the time it takes to wake lets the next group gather.
 const SPIN: Duration = Duration::from_micros(50);
+/// Groups of one batch in a row that make the writer poll.
+const LONE: u32 = 4;
+/// An idle writer frees the records it retired after this long.
+const IDLE: Duration = Duration::from_millis(1);
+/// Fewer retired records than this are freed by the writer: cheaper than waking the reclaimer.
+const RECLAIM_MIN: usize = 256;
 
 pub(crate) type Reply = Result<Vec<Seq>, (LogError, Vec<Bytes>)>;
 
@@ -74,10 +82,12 @@ pub(crate) struct Writer {
     synced: u64,
     buf: FrameBuf,
     /// The records of the groups acknowledged since the last write, freed by the reclaimer
-    /// while the next group is synced (or by the writer before it sleeps): at most one group's
-    /// worth beyond the queue bound.
+    /// while the next group is synced (by the writer when they are few, or before it sleeps):
+    /// at most one group's worth beyond the queue bound.
     retired: Vec<Vec<Bytes>>,
     reclaimer: Option<Reclaimer>,
+    /// Groups of one batch in a row (see [`SPIN`]).
+    lone: u32,
     _lock: LockGuard,
 }
 
@@ -99,6 +109,7 @@ impl Writer {
             buf: FrameBuf::new(),
             retired: Vec::new(),
             reclaimer: Reclaimer::start(),
+            lone: 0,
             _lock: lock,
         }
     }
@@ -126,6 +137,7 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            self.lone = if group.len() == 1 { self.lone + 1 } else { 0 };
             if !group.is_empty() {
                 self.commit(group);
             }
@@ -144,10 +156,19 @@ impl Writer {
         let _ = self.sync();
     }
 
-    /// The next message. The queue is polled for [`SPIN`]; an idle writer frees the retired
-    /// records and sleeps.
+    /// The next message (polled for when a lone appender awaits each batch). A writer that found
+    /// nothing frees the retired records and sleeps.
     fn next(&mut self, rx: &mpsc::Receiver<Msg>) -> Result<Msg, RecvError> {
-        poll(rx, SPIN).unwrap_or_else(|| {
+        let msg = if self.lone >= LONE {
+            poll(rx, SPIN)
+        } else {
+            match rx.recv_timeout(IDLE) {
+                Ok(msg) => Some(Ok(msg)),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => Some(Err(RecvError)),
+            }
+        };
+        msg.unwrap_or_else(|| {
             self.retired.clear();
             rx.recv()
         })
@@ -207,11 +228,13 @@ impl Writer {
         if self.buf.is_empty() {
             return true;
         }
-        if let Some(reclaimer) = &self.reclaimer
-            && !self.retired.is_empty()
-        {
+        let retired: usize = self.retired.iter().map(Vec::len).sum();
+        match &self.reclaimer {
             // Freed while this group is written and synced, when the appenders are waiting.
-            reclaimer.free(std::mem::take(&mut self.retired));
+            Some(reclaimer) if retired >= RECLAIM_MIN => {
+                reclaimer.free(std::mem::take(&mut self.retired));
+            }
+            _ => self.retired.clear(),
         }
         let mut result = self.file.write_all_at(self.buf.frames(), self.pos);
         if result.is_ok() && sync {
@@ -255,9 +278,6 @@ impl Writer {
             // The queue space (the permit) is released now; the records are freed later, off
             // the path from this acknowledgement to the next group.
             self.retired.push(records);
-        }
-        if self.reclaimer.is_none() {
-            self.retired.clear();
         }
         true
     }
