@@ -137,7 +137,11 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            self.lone = if group.len() == 1 { self.lone + 1 } else { 0 };
+            self.lone = if group.len() == 1 {
+                self.lone.saturating_add(1)
+            } else {
+                0
+            };
             if !group.is_empty() {
                 self.commit(group);
             }
