@@ -104,20 +104,63 @@ pub(crate) fn checksum(seq: u64, frame: &[u8]) -> u32 {
     crc32c::crc32c_append(crc32c::crc32c(&salt), &frame[8..])
 }
 
-/// Append one frame for `payload` at logical `seq` to `out`.
-pub(crate) fn encode(out: &mut Vec<u8>, seq: u64, payload: &[u8], watermark: u64, flags: u8) {
-    let start = out.len();
-    // Callers check the record size first; a payload over u32 would be a bug, not input.
-    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
-    debug_assert!(watermark <= WATERMARK_MAX);
-    let word = (watermark & WATERMARK_MAX) | (u64::from(flags) << 48);
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(&word.to_le_bytes());
-    out.extend_from_slice(payload);
-    out.extend_from_slice(&len.to_le_bytes());
-    let crc = checksum(seq, &out[start..]);
-    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+/// Frames encoded for one write.
+pub(crate) struct FrameBuf {
+    buf: Vec<u8>,
+}
+
+impl FrameBuf {
+    pub(crate) fn new() -> Self {
+        FrameBuf { buf: Vec::new() }
+    }
+
+    /// The encoded frames.
+    pub(crate) fn frames(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Bytes of encoded frames.
+    pub(crate) fn len(&self) -> u64 {
+        self.buf.len() as u64
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// Make room for `n` more bytes of frames.
+    pub(crate) fn reserve(&mut self, n: u64) {
+        self.buf.reserve(usize::try_from(n).unwrap_or(usize::MAX));
+    }
+
+    /// Forget the frames; keep the memory unless it exceeds `keep` bytes.
+    pub(crate) fn clear(&mut self, keep: usize) {
+        if self.buf.capacity() > keep {
+            self.buf = Vec::new();
+        } else {
+            self.buf.clear();
+        }
+    }
+
+    /// Append one frame for `payload` at logical `seq`.
+    pub(crate) fn push(&mut self, seq: u64, payload: &[u8], watermark: u64, flags: u8) {
+        // Callers check the record size first; a payload over u32 would be a bug, not input.
+        let len = u32::try_from(payload.len())
+            .unwrap_or(u32::MAX)
+            .to_le_bytes();
+        debug_assert!(watermark <= WATERMARK_MAX);
+        let word = (watermark & WATERMARK_MAX) | (u64::from(flags) << 48);
+        let start = self.buf.len();
+        // The header in one piece, its CRC filled in below: three copies per frame, not five.
+        let mut header = [0u8; HEADER];
+        header[0..4].copy_from_slice(&len);
+        header[8..16].copy_from_slice(&word.to_le_bytes());
+        self.buf.extend_from_slice(&header);
+        self.buf.extend_from_slice(payload);
+        self.buf.extend_from_slice(&len);
+        let crc = checksum(seq, &self.buf[start..]);
+        self.buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    }
 }
 
 /// The segment file header: magic, version and the segment's first logical offset.
@@ -184,20 +227,69 @@ fn arr8(b: &[u8]) -> [u8; 8] {
 mod tests {
     use super::*;
 
+    /// The reference encoding: the CRC computed over the pieces in turn.
+    fn reference(seq: u64, payload: &[u8], watermark: u64, flags: u8) -> Vec<u8> {
+        let len = (payload.len() as u32).to_le_bytes();
+        let mut out = Vec::new();
+        out.extend_from_slice(&len);
+        out.extend_from_slice(&[0; 4]);
+        out.extend_from_slice(&(watermark | (u64::from(flags) << 48)).to_le_bytes());
+        out.extend_from_slice(payload);
+        out.extend_from_slice(&len);
+        let mut crc = crc32c::crc32c(&seq.to_le_bytes());
+        crc = crc32c::crc32c_append(crc, &len);
+        crc = crc32c::crc32c_append(crc, &out[8..]);
+        out[4..8].copy_from_slice(&crc.to_le_bytes());
+        out
+    }
+
     #[test]
     fn roundtrip_and_salt() {
-        let mut buf = Vec::new();
-        encode(&mut buf, 77, b"hello", SEG_HEADER, BATCH_END);
-        let h = parse_header(&buf, 100, 1 << 20).unwrap();
+        let mut buf = FrameBuf::new();
+        buf.push(77, b"hello", SEG_HEADER, BATCH_END);
+        let frame = buf.frames();
+        let h = parse_header(frame, 100, 1 << 20).unwrap();
         assert_eq!(h.len, 5);
         assert!(h.batch_end());
-        assert_eq!(h.frame_len(), buf.len() as u64);
-        verify(&buf, 77, &h).unwrap();
+        assert_eq!(h.frame_len(), frame.len() as u64);
+        verify(frame, 77, &h).unwrap();
         assert!(
-            verify(&buf, 78, &h).is_err(),
+            verify(frame, 78, &h).is_err(),
             "the CRC is salted with the seq"
         );
-        assert_eq!(trailer_len(&buf), 5);
+        assert_eq!(trailer_len(frame), 5);
+    }
+
+    #[test]
+    fn frames_equal_the_reference() {
+        let payloads: [&[u8]; 5] = [b"", b"a", b"0123456789abcdef", &[0xff; 300], b"xyz"];
+        let mut buf = FrameBuf::new();
+        let mut expected = Vec::new();
+        let mut seq = 1000;
+        for (i, p) in payloads.iter().enumerate() {
+            let flags = if i + 1 == payloads.len() {
+                BATCH_END
+            } else {
+                0
+            };
+            buf.push(seq, p, 4096, flags);
+            expected.extend(reference(seq, p, 4096, flags));
+            seq += p.len() as u64 + OVERHEAD;
+        }
+        assert_eq!(buf.frames(), &expected[..]);
+        assert_eq!(buf.len(), expected.len() as u64);
+        let mut at = 0;
+        let mut seq = 1000;
+        while at < expected.len() {
+            let h = parse_header(&expected[at..], 1 << 20, 1 << 20).unwrap();
+            let end = at + h.frame_len() as usize;
+            verify(&expected[at..end], seq, &h).unwrap();
+            seq += h.frame_len();
+            at = end;
+        }
+        buf.clear(1 << 20);
+        assert!(buf.is_empty());
+        assert_eq!(buf.len(), 0);
     }
 
     #[test]

@@ -369,6 +369,7 @@ impl Log for OffsetLog {
         let (reply, rx) = oneshot::channel();
         let request = Request {
             records,
+            bytes,
             reply,
             _permit: permit,
         };

@@ -9,14 +9,18 @@
 //! - after any failed write or sync the writer is poisoned: it never retries (a failed fsync
 //!   may have dropped dirty pages, ATC'20) and refuses every later batch until reopened.
 
+mod reclaim;
+
 use std::sync::Arc;
-use std::sync::mpsc;
+use std::sync::mpsc::{self, RecvError, RecvTimeoutError, TryRecvError};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use flume_core::{LogError, Seq};
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
-use crate::frame::{self, BATCH_END, SEG_HEADER};
+use self::reclaim::Reclaimer;
+use crate::frame::{self, BATCH_END, FrameBuf, SEG_HEADER};
 use crate::log::Shared;
 use crate::options::Durability;
 use crate::recovery::create_segment;
@@ -28,6 +32,20 @@ const GROUP_BYTES: u64 = 8 << 20;
 /// In `Buffered` mode, sync after this many unsynced bytes: it bounds what a power loss can take
 /// and how far back recovery must walk, at the cost of one sync per few MiB.
 const BUFFERED_SYNC_BYTES: u64 = 4 << 20;
+/// One huge batch must not pin its buffer for the life of the log.
+const KEEP_BUF: usize = 2 * GROUP_BYTES as usize;
+/// When the last groups each held one batch, poll the queue this long before sleeping on it: a
+/// lone appender that awaits each batch sends the next one within microseconds of its
+/// acknowledgement, and waking a sleeping writer would add a thread wake-up to every batch.
+/// With several appenders the writer sleeps at once: on a small machine a polling writer takes
+/// the CPU the appenders need, and the time it takes to wake lets the next group gather.
+const SPIN: Duration = Duration::from_micros(50);
+/// Groups of one batch in a row that make the writer poll.
+const LONE: u32 = 4;
+/// An idle writer frees the records it retired after this long.
+const IDLE: Duration = Duration::from_millis(1);
+/// Fewer retired records than this are freed by the writer: cheaper than waking the reclaimer.
+const RECLAIM_MIN: usize = 256;
 
 pub(crate) type Reply = Result<Vec<Seq>, (LogError, Vec<Bytes>)>;
 
@@ -41,19 +59,14 @@ pub(crate) enum Msg {
 
 pub(crate) struct Request {
     pub(crate) records: Vec<Bytes>,
+    /// Bytes the records take as frames.
+    pub(crate) bytes: u64,
     pub(crate) reply: oneshot::Sender<Reply>,
     /// Queue space, released when the writer is done with the batch.
     pub(crate) _permit: OwnedSemaphorePermit,
 }
 
 impl Request {
-    fn bytes(&self) -> u64 {
-        self.records
-            .iter()
-            .map(|r| r.len() as u64 + frame::OVERHEAD)
-            .sum()
-    }
-
     fn fail(self, error: LogError) {
         let _ = self.reply.send(Err((error, self.records)));
     }
@@ -67,7 +80,14 @@ pub(crate) struct Writer {
     pos: u64,
     /// File position below which the segment is synced: every frame records it.
     synced: u64,
-    buf: Vec<u8>,
+    buf: FrameBuf,
+    /// The records of the groups acknowledged since the last write, freed by the reclaimer
+    /// while the next group is synced (by the writer when they are few, or before it sleeps):
+    /// at most one group's worth beyond the queue bound.
+    retired: Vec<Vec<Bytes>>,
+    reclaimer: Option<Reclaimer>,
+    /// Groups of one batch in a row (see [`SPIN`]).
+    lone: u32,
     _lock: LockGuard,
 }
 
@@ -86,19 +106,22 @@ impl Writer {
             pos,
             // Recovery synced the tail.
             synced: pos,
-            buf: Vec::new(),
+            buf: FrameBuf::new(),
+            retired: Vec::new(),
+            reclaimer: Reclaimer::start(),
+            lone: 0,
             _lock: lock,
         }
     }
 
     pub(crate) fn run(mut self, rx: mpsc::Receiver<Msg>) {
-        while let Ok(msg) = rx.recv() {
+        while let Ok(msg) = self.next(&rx) {
             let mut group = Vec::new();
             let mut bytes = 0;
             let mut control = None;
             match msg {
                 Msg::Append(r) => {
-                    bytes += r.bytes();
+                    bytes += r.bytes;
                     group.push(r);
                 }
                 other => control = Some(other),
@@ -107,13 +130,18 @@ impl Writer {
             while control.is_none() && bytes < GROUP_BYTES {
                 match rx.try_recv() {
                     Ok(Msg::Append(r)) => {
-                        bytes += r.bytes();
+                        bytes += r.bytes;
                         group.push(r);
                     }
                     Ok(other) => control = Some(other),
                     Err(_) => break,
                 }
             }
+            self.lone = if group.len() == 1 {
+                self.lone.saturating_add(1)
+            } else {
+                0
+            };
             if !group.is_empty() {
                 self.commit(group);
             }
@@ -132,6 +160,29 @@ impl Writer {
         let _ = self.sync();
     }
 
+    /// The next message (polled for when a lone appender awaits each batch). A writer that found
+    /// nothing frees the retired records and sleeps.
+    fn next(&mut self, rx: &mpsc::Receiver<Msg>) -> Result<Msg, RecvError> {
+        let msg = if self.lone >= LONE {
+            poll(rx, SPIN)
+        } else {
+            match rx.recv_timeout(IDLE) {
+                Ok(msg) => Some(Ok(msg)),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => Some(Err(RecvError)),
+            }
+        };
+        msg.unwrap_or_else(|| {
+            self.retired.clear();
+            rx.recv()
+        })
+    }
+
+    /// File position where the next frame goes.
+    fn end(&self) -> u64 {
+        self.pos + self.buf.len()
+    }
+
     fn commit(&mut self, group: Vec<Request>) {
         if let Some(reason) = self.shared.poison_reason() {
             for r in group {
@@ -145,8 +196,8 @@ impl Writer {
         let mut pending: Vec<(Request, Vec<Seq>)> = Vec::with_capacity(group.len());
         let mut rest = group.into_iter();
         while let Some(req) = rest.next() {
-            let at = self.pos + self.buf.len() as u64;
-            if at > SEG_HEADER && at + req.bytes() > self.shared.opts.segment_size {
+            let at = self.end();
+            if at > SEG_HEADER && at + req.bytes > self.shared.opts.segment_size {
                 let ok = self.flush(&mut pending, sync) && self.roll();
                 if !ok {
                     let reason = self.shared.poison_reason().unwrap_or_default();
@@ -160,11 +211,13 @@ impl Writer {
             }
             let n = req.records.len();
             let mut seqs = Vec::with_capacity(n);
+            self.buf.reserve(req.bytes);
+            let mut seq = self.seg.seq(self.end());
             for (i, record) in req.records.iter().enumerate() {
-                let seq = self.seg.seq(self.pos + self.buf.len() as u64);
                 let flags = if i + 1 == n { BATCH_END } else { 0 };
-                frame::encode(&mut self.buf, seq, record, self.synced, flags);
+                self.buf.push(seq, record, self.synced, flags);
                 seqs.push(Seq(seq));
+                seq += record.len() as u64 + frame::OVERHEAD;
             }
             pending.push((req, seqs));
         }
@@ -173,13 +226,21 @@ impl Writer {
         }
     }
 
-    /// Write the buffered frames (and sync them when `sync`), then acknowledge `pending`.
+    /// Write the frames (and sync them when `sync`), then acknowledge `pending`.
     /// False when the writer is poisoned.
     fn flush(&mut self, pending: &mut Vec<(Request, Vec<Seq>)>, sync: bool) -> bool {
         if self.buf.is_empty() {
             return true;
         }
-        let mut result = self.file.write_all_at(&self.buf, self.pos);
+        let retired: usize = self.retired.iter().map(Vec::len).sum();
+        match &self.reclaimer {
+            // Freed while this group is written and synced, when the appenders are waiting.
+            Some(reclaimer) if retired >= RECLAIM_MIN => {
+                reclaimer.free(std::mem::take(&mut self.retired));
+            }
+            _ => self.retired.clear(),
+        }
+        let mut result = self.file.write_all_at(self.buf.frames(), self.pos);
         if result.is_ok() && sync {
             result = self.file.sync_data();
         }
@@ -203,24 +264,24 @@ impl Writer {
                 };
                 req.fail(error);
             }
-            self.buf.clear();
+            self.buf.clear(KEEP_BUF);
             return false;
         }
-        self.pos += self.buf.len() as u64;
+        self.pos += self.buf.len();
         if sync {
             self.synced = self.pos;
         }
-        self.buf.clear();
-        // One huge batch must not pin its buffer for the life of the log.
-        if self.buf.capacity() > 2 * GROUP_BYTES as usize {
-            self.buf = Vec::new();
-        }
+        self.buf.clear(KEEP_BUF);
         if let Some(&last) = pending.last().and_then(|(_, seqs)| seqs.last()) {
             let end = self.seg.seq(self.pos);
             self.shared.publish(end, last.0, end);
         }
         for (req, seqs) in pending.drain(..) {
-            let _ = req.reply.send(Ok(seqs));
+            let Request { records, reply, .. } = req;
+            let _ = reply.send(Ok(seqs));
+            // The queue space (the permit) is released now; the records are freed later, off
+            // the path from this acknowledgement to the next group.
+            self.retired.push(records);
         }
         true
     }
@@ -264,5 +325,22 @@ impl Writer {
             self.synced = self.pos;
         }
         Ok(())
+    }
+}
+
+/// Poll `rx` for at most `spin`; `None` if nothing came.
+fn poll<T>(rx: &mpsc::Receiver<T>, spin: Duration) -> Option<Result<T, RecvError>> {
+    let start = Instant::now();
+    loop {
+        match rx.try_recv() {
+            Ok(msg) => return Some(Ok(msg)),
+            Err(TryRecvError::Disconnected) => return Some(Err(RecvError)),
+            Err(TryRecvError::Empty) if start.elapsed() >= spin => return None,
+            Err(TryRecvError::Empty) => {
+                for _ in 0..32 {
+                    std::hint::spin_loop();
+                }
+            }
+        }
     }
 }

@@ -32,6 +32,11 @@ async fn acked(log: &OffsetLog, n: usize) -> Vec<(Seq, Bytes)> {
 }
 
 async fn fails_and_poisons(fault: Fault, d: Durability, opts: Options) {
+    fails_and_poisons_sized(fault, d, opts, 0).await;
+}
+
+/// As `fails_and_poisons`, with records padded by `pad` bytes.
+async fn fails_and_poisons_sized(fault: Fault, d: Durability, opts: Options, pad: usize) {
     let storage = SimStorage::new();
     let log =
         OffsetLog::open_storage(Arc::new(storage.clone()), opts.clone().durability(d)).unwrap();
@@ -40,10 +45,13 @@ async fn fails_and_poisons(fault: Fault, d: Durability, opts: Options) {
     storage.inject(fault);
     // Several batches in flight together: they share the failing write or sync.
     let batch = |i: usize| {
-        vec![
-            Bytes::from(format!("doomed-{i}-a")),
-            Bytes::from(format!("doomed-{i}-b")),
-        ]
+        ["a", "b"]
+            .map(|r| {
+                let mut v = format!("doomed-{i}-{r}").into_bytes();
+                v.resize(v.len() + pad, b'.');
+                Bytes::from(v)
+            })
+            .to_vec()
     };
     let results = join_all((0..5).map(|i| log.append_batch(batch(i)))).await;
     for (i, r) in results.into_iter().enumerate() {
@@ -114,6 +122,18 @@ async fn fsync_failure_once_still_poisons() {
 async fn enospc_on_write_poisons_both_modes() {
     for d in [Durability::Sync, Durability::Buffered] {
         fails_and_poisons(Fault::new(FaultOp::Write).errno(28), d, Options::new()).await;
+    }
+}
+
+#[tokio::test]
+async fn failures_with_large_batches_poison() {
+    // 5 batches of 2 × 60 KB in flight together.
+    for (op, d) in [
+        (FaultOp::Write, Durability::Sync),
+        (FaultOp::Write, Durability::Buffered),
+        (FaultOp::Sync, Durability::Sync),
+    ] {
+        fails_and_poisons_sized(Fault::new(op), d, Options::new(), 60_000).await;
     }
 }
 

@@ -17,7 +17,8 @@ use rand::{RngExt, SeedableRng};
 /// A step appends one batch, or several batches concurrently (they share a group commit).
 type Step = Vec<Vec<Bytes>>;
 
-fn workload(seed: u64) -> Vec<Step> {
+/// Records of up to `pad` random bytes after their id.
+fn workload(seed: u64, pad: usize) -> Vec<Step> {
     let mut rng = StdRng::seed_from_u64(seed);
     (0..30)
         .map(|s| {
@@ -32,7 +33,7 @@ fn workload(seed: u64) -> Vec<Step> {
                     (0..n)
                         .map(|r| {
                             let mut v = format!("s{s}b{b}r{r}/{n}|").into_bytes();
-                            let pad = rng.random_range(0..700);
+                            let pad = rng.random_range(0..pad);
                             v.extend((0..pad).map(|_| rng.random::<u8>()));
                             Bytes::from(v)
                         })
@@ -54,18 +55,26 @@ fn id(v: &[u8]) -> (usize, usize, usize, usize) {
     (nums[0], nums[1], nums[2], nums[3])
 }
 
-fn opts(d: Durability) -> Options {
-    Options::new().segment_size(4096).durability(d)
+fn opts(d: Durability, segment: u64) -> Options {
+    Options::new().segment_size(segment).durability(d)
 }
+
+/// Records of up to 700 bytes in small segments: many rolls.
+const PAD: usize = 700;
+const SEGMENT: u64 = 4096;
+/// Records of up to 30 KB: batches and groups of up to hundreds of KB, several per segment.
+const BIG_PAD: usize = 30_000;
+const BIG_SEGMENT: u64 = 1 << 20;
 
 /// Run the workload until the first failure; the acknowledged batches with their seqs.
 async fn run(
     storage: &SimStorage,
     steps: &[Step],
     d: Durability,
+    segment: u64,
 ) -> Vec<((usize, usize), Vec<Seq>)> {
     let mut acked = Vec::new();
-    let Ok(log) = OffsetLog::open_storage(Arc::new(storage.clone()), opts(d)) else {
+    let Ok(log) = OffsetLog::open_storage(Arc::new(storage.clone()), opts(d, segment)) else {
         return acked;
     };
     'steps: for (s, step) in steps.iter().enumerate() {
@@ -101,9 +110,10 @@ async fn check(
     steps: &[Step],
     acked: &[((usize, usize), Vec<Seq>)],
     d: Durability,
+    segment: u64,
     ctx: &str,
 ) {
-    let log = OffsetLog::open_storage(Arc::new(image.clone()), opts(d))
+    let log = OffsetLog::open_storage(Arc::new(image.clone()), opts(d, segment))
         .unwrap_or_else(|e| panic!("{ctx}: the crash image does not open: {e}"));
     let got = log
         .read(all())
@@ -162,12 +172,12 @@ async fn check(
         .await
         .unwrap_or_else(|e| panic!("{ctx}: {}", e.error));
     log.close().await.unwrap();
-    let log = OffsetLog::open_storage(Arc::new(image), opts(d)).unwrap();
+    let log = OffsetLog::open_storage(Arc::new(image), opts(d, segment)).unwrap();
     assert_eq!(log.get(extra).await.unwrap(), "after", "{ctx}");
     assert_eq!(log.read(all()).await.unwrap().len(), got.len() + 1, "{ctx}");
 }
 
-fn crash_points(d: Durability, workloads: u64) -> usize {
+fn crash_points(d: Durability, workloads: u64, pad: usize, segment: u64) -> usize {
     let seed: u64 = std::env::var("FLUME_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -179,20 +189,20 @@ fn crash_points(d: Durability, workloads: u64) -> usize {
     let mut points = 0;
     for w in 0..workloads {
         let wseed = seed.wrapping_add(w);
-        let steps = workload(wseed);
+        let steps = workload(wseed, pad);
         let dry = SimStorage::new();
-        rt.block_on(run(&dry, &steps, d));
+        rt.block_on(run(&dry, &steps, d, segment));
         let total = dry.ops();
         for k in 0..=total {
             let storage = SimStorage::new();
             storage.crash_after(k);
-            let acked = rt.block_on(run(&storage, &steps, d));
+            let acked = rt.block_on(run(&storage, &steps, d, segment));
             for image_seed in 0..2 {
                 let ctx = format!(
                     "{d:?} workload seed {wseed}, crash after {k} of {total} ops, image {image_seed}"
                 );
                 let image = storage.crash_image(wseed ^ (k << 8) ^ image_seed);
-                rt.block_on(check(image, &steps, &acked, d, &ctx));
+                rt.block_on(check(image, &steps, &acked, d, segment, &ctx));
                 points += 1;
             }
         }
@@ -202,13 +212,21 @@ fn crash_points(d: Durability, workloads: u64) -> usize {
 
 #[test]
 fn power_loss_sync() {
-    let n = crash_points(Durability::Sync, 6);
+    let n = crash_points(Durability::Sync, 6, PAD, SEGMENT);
     println!("{n} crash images checked");
     assert!(n >= 1000, "only {n} crash points");
 }
 
 #[test]
 fn power_loss_buffered_keeps_whole_batches() {
-    let n = crash_points(Durability::Buffered, 2);
+    let n = crash_points(Durability::Buffered, 2, PAD, SEGMENT);
     println!("{n} crash images checked");
+}
+
+#[test]
+fn power_loss_large_batches() {
+    for d in [Durability::Sync, Durability::Buffered] {
+        let n = crash_points(d, 1, BIG_PAD, BIG_SEGMENT);
+        println!("{d:?}: {n} crash images checked");
+    }
 }

@@ -376,10 +376,13 @@ impl<T: Send + Sync + 'static> Db<T> {
             return futures::stream::once(async { Err(DbError::from(LogError::Closed)) }).boxed();
         }
         let codec = Arc::clone(&self.shared.codec);
-        // Decoded as the caller takes each record, straight from the log's chunks.
-        stream_owned_with(Arc::clone(&self.shared.log), opts, move |item| {
+        let output = opts.output;
+        // Decoded as the caller takes each record, straight from the log's chunks (which are
+        // freed on the read-ahead's task).
+        stream_owned_with(Arc::clone(&self.shared.log), opts, move |seq, value| {
+            let item = Item::shaped(output, seq, &*value);
             let seq = item.seq();
-            item.try_map(|bytes: Bytes| codec.decode(&bytes))
+            item.try_map(|bytes: &Bytes| codec.decode(bytes))
                 .map_err(|source| DbError::Codec { seq, source })
         })
     }

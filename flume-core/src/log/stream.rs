@@ -1,9 +1,8 @@
 //! Streams over any [`Log`], built from `read` and the `since` channel.
 
 use std::ops::{Bound, Deref};
-use std::sync::Arc;
-
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
@@ -22,8 +21,13 @@ const CHUNK: usize = 1024;
 
 type Records = Vec<(Seq, Bytes)>;
 
-/// Starts a read of the log on another task (the read-ahead of streams that own their log).
-type Spawn = Box<dyn Fn(ReadRange) -> JoinHandle<Result<Records, LogError>> + Send + Sync>;
+/// Starts a read of the log on another task (the read-ahead of streams that own their log),
+/// which first frees a chunk the caller is done with.
+type Spawn =
+    Box<dyn Fn(ReadRange, Option<Records>) -> JoinHandle<Result<Records, LogError>> + Send + Sync>;
+
+/// A chunk the caller has gone through, handed from [`Flat`] to the cursor's next read-ahead.
+type Spent = Arc<Mutex<Option<Records>>>;
 
 /// A stream that owns its log handle, so it can outlive the caller's borrow (servers, tasks).
 ///
@@ -34,11 +38,15 @@ pub fn stream_owned<L: Log + ?Sized>(
     log: Arc<L>,
     opts: StreamOpts,
 ) -> BoxStream<'static, Result<Item<Bytes>, LogError>> {
-    stream_owned_with(log, opts, Ok)
+    let output = opts.output;
+    stream_owned_with(log, opts, move |seq, value| {
+        Ok(Item::shaped(output, seq, std::mem::take(value)))
+    })
 }
 
-/// [`stream_owned`], applying `each` to every item as it is yielded (on the caller's task, in
-/// log order) instead of wrapping a stream of items: `Db` decodes records this way.
+/// [`stream_owned`], applying `each` to every record as it is yielded (on the caller's task, in
+/// log order) instead of wrapping a stream of items: `Db` decodes records this way. `each` may
+/// take the value or only look at it; the chunk is freed on the read-ahead's task.
 pub(crate) fn stream_owned_with<L, X, E, F>(
     log: Arc<L>,
     opts: StreamOpts,
@@ -48,7 +56,7 @@ where
     L: Log + ?Sized,
     X: Send + 'static,
     E: From<LogError> + Send + 'static,
-    F: Fn(Item<Bytes>) -> Result<X, E> + Send + Sync + Unpin + 'static,
+    F: FnMut(Seq, &mut Bytes) -> Result<X, E> + Send + Unpin + 'static,
 {
     // On a current-thread runtime another task would run on the same thread: no overlap, only
     // overhead.
@@ -57,9 +65,12 @@ where
         .filter(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread)
         .map(|handle| {
             let log = Arc::clone(&log);
-            Box::new(move |range: ReadRange| {
+            Box::new(move |range: ReadRange, spent: Option<Records>| {
                 let log = Arc::clone(&log);
-                handle.spawn(async move { log.read(range).await })
+                handle.spawn(async move {
+                    drop(spent);
+                    log.read(range).await
+                })
             }) as Spawn
         });
     build(log, opts, spawn, each)
@@ -69,7 +80,10 @@ pub(super) fn stream_ref<L: Log + ?Sized>(
     log: &L,
     opts: StreamOpts,
 ) -> BoxStream<'_, Result<Item<Bytes>, LogError>> {
-    build(log, opts, None, Ok)
+    let output = opts.output;
+    build(log, opts, None, move |seq, value| {
+        Ok(Item::shaped(output, seq, std::mem::take(value)))
+    })
 }
 
 fn build<'a, R, L, X, E, F>(
@@ -83,7 +97,7 @@ where
     L: Log + ?Sized,
     X: Send + 'a,
     E: From<LogError> + Send + 'a,
-    F: Fn(Item<Bytes>) -> Result<X, E> + Send + Sync + Unpin + 'a,
+    F: FnMut(Seq, &mut Bytes) -> Result<X, E> + Send + Unpin + 'a,
 {
     if let Err(e) = opts.validate() {
         return Box::pin(stream::once(async move { Err(e.into()) }));
@@ -94,7 +108,7 @@ where
     if let (false, Some(now)) = (opts.old, now) {
         lower = max_lower(lower, Bound::Excluded(now));
     }
-    let output = opts.output;
+    let spent: Option<Spent> = spawn.as_ref().map(|_| Arc::default());
     let cursor = Cursor {
         log,
         since,
@@ -106,6 +120,7 @@ where
         opts,
         spawn,
         ahead: None,
+        spent: spent.clone(),
     };
     let chunks = stream::unfold(cursor, |mut c| async move {
         let chunk = c.next_chunk().await?;
@@ -113,36 +128,52 @@ where
     });
     Box::pin(Flat {
         chunks: Box::pin(chunks),
-        current: Vec::new().into_iter(),
-        output,
+        chunk: Vec::new(),
+        next: 0,
+        spent,
         each,
     })
 }
 
 /// The cursor yields whole chunks; this yields their records one by one, so the per-record cost
-/// is an iterator step and `each`, not a future or a nested stream per record.
+/// is an index step and `each`, not a future or a nested stream per record.
+///
+/// A chunk the caller has gone through goes to the cursor's next read-ahead, which frees it on
+/// its own task: the values `each` did not take (a `Db` decodes them and needs them no more) cost
+/// the caller nothing to drop.
 struct Flat<'a, F> {
     chunks: BoxStream<'a, Result<Records, LogError>>,
-    current: std::vec::IntoIter<(Seq, Bytes)>,
-    output: Output,
+    chunk: Records,
+    /// The next record of `chunk` to yield.
+    next: usize,
+    spent: Option<Spent>,
     each: F,
 }
 
 impl<X, E, F> Stream for Flat<'_, F>
 where
     E: From<LogError>,
-    F: Fn(Item<Bytes>) -> Result<X, E> + Unpin,
+    F: FnMut(Seq, &mut Bytes) -> Result<X, E> + Unpin,
 {
     type Item = Result<X, E>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         loop {
-            if let Some((seq, value)) = this.current.next() {
-                return Poll::Ready(Some((this.each)(Item::shaped(this.output, seq, value))));
+            if let Some((seq, value)) = this.chunk.get_mut(this.next) {
+                this.next += 1;
+                return Poll::Ready(Some((this.each)(*seq, value)));
+            }
+            if !this.chunk.is_empty() {
+                let spent = std::mem::take(&mut this.chunk);
+                this.next = 0;
+                if let Some(slot) = &this.spent {
+                    // Replaces (frees here) a chunk no read-ahead took: at most one waits.
+                    *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(spent);
+                }
             }
             match ready!(this.chunks.poll_next_unpin(cx)) {
-                Some(Ok(records)) => this.current = records.into_iter(),
+                Some(Ok(records)) => this.chunk = records,
                 Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
                 None => return Poll::Ready(None),
             }
@@ -165,8 +196,10 @@ struct Cursor<R> {
     /// Read-ahead, when the stream owns its log and runs on a multi-threaded runtime.
     spawn: Option<Spawn>,
     /// The next chunk, being read while the caller consumes the current one: at most one, so a
-    /// stream holds at most two chunks.
+    /// stream holds at most two chunks (and one being freed).
     ahead: Option<Ahead>,
+    /// Where [`Flat`] leaves the chunk it went through, for the next read-ahead to free.
+    spent: Option<Spent>,
 }
 
 /// A read started ahead of need, for the range `(cursor, since]` as they were when it started.
@@ -207,6 +240,10 @@ where
             }
             if !self.opts.live || is_empty_range(self.lower, self.upper) {
                 return None;
+            }
+            // A live stream waiting at the tail holds no chunk.
+            if let Some(slot) = &self.spent {
+                slot.lock().unwrap_or_else(PoisonError::into_inner).take();
             }
             if self.since.changed().await.is_err() {
                 return self.fail(LogError::Closed);
@@ -274,8 +311,12 @@ where
         if let Some(since) = since
             && let Some(range) = self.range(since)
         {
+            let spent = self
+                .spent
+                .as_ref()
+                .and_then(|s| s.lock().unwrap_or_else(PoisonError::into_inner).take());
             self.ahead = Some(Ahead {
-                task: spawn(range),
+                task: spawn(range, spent),
                 since,
             });
         }
