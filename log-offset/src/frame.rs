@@ -1,4 +1,4 @@
-//! The byte layout of segment headers and record frames (see `docs/design-log-offset.md`).
+//! The byte layout of segment headers and record frames (see `docs/design.md` §5).
 //!
 //! A frame is `header (16) | payload (len) | trailer (4)`:
 //!
