@@ -87,7 +87,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut metrics = Vec::new();
     for w in chosen {
         eprintln!("flume-bench: running {} ...", w.name);
-        let got = rt.block_on((w.run)(&ctx, &metrics))?;
+        let got = rt.block_on((w.run)(&ctx))?;
         metrics.extend(got);
     }
     if args.json {

@@ -23,8 +23,8 @@ pub(crate) struct Ctx {
     pub(crate) dir: PathBuf,
 }
 
-/// A workload's entry point; it sees the metrics measured before it (to reuse baselines).
-type RunFn = for<'a> fn(&'a Ctx, &'a [Metric]) -> BoxFuture<'a, anyhow::Result<Vec<Metric>>>;
+/// A workload's entry point: the metrics it measured.
+type RunFn = for<'a> fn(&'a Ctx) -> BoxFuture<'a, anyhow::Result<Vec<Metric>>>;
 
 pub(crate) struct Workload {
     pub(crate) name: &'static str,
@@ -37,87 +37,87 @@ pub(crate) fn all() -> Vec<Workload> {
         Workload {
             name: "disk",
             about: "baseline: sequential write + fdatasync per 100 KB, MB/s",
-            run: |ctx, _| Box::pin(append::disk(ctx)),
+            run: |ctx| Box::pin(append::disk(ctx)),
         },
         Workload {
             name: "append_batch",
-            about: "log-offset, Sync: 100-byte records in batches of 1000, beside the disk baseline",
-            run: |ctx, seen| Box::pin(append::append_batch(ctx, seen)),
+            about: "log-offset, Sync: 100-byte records in batches of 1000, in rounds alternating with the disk baseline",
+            run: |ctx| Box::pin(append::append_batch(ctx)),
         },
         Workload {
             name: "append_durable",
             about: "log-offset, Sync: awaited single appends from 1 and 64 writers",
-            run: |ctx, _| Box::pin(append::durable(ctx)),
+            run: |ctx| Box::pin(append::durable(ctx)),
         },
         Workload {
             name: "stream_fwd",
             about: "log-offset: decoded forward scan of every record, from the page cache",
-            run: |ctx, _| Box::pin(stream::offset(ctx, false)),
+            run: |ctx| Box::pin(stream::offset(ctx, false)),
         },
         Workload {
             name: "stream_rev",
             about: "log-offset: decoded reverse scan of every record, from the page cache",
-            run: |ctx, _| Box::pin(stream::offset(ctx, true)),
+            run: |ctx| Box::pin(stream::offset(ctx, true)),
         },
         Workload {
             name: "reopen",
             about: "log-offset: open a 1 GiB log",
-            run: |ctx, _| Box::pin(reopen::reopen(ctx)),
+            run: |ctx| Box::pin(reopen::reopen(ctx)),
         },
         Workload {
             name: "rss",
             about: "log-offset: peak RSS of a process appending 10M records",
-            run: |ctx, _| Box::pin(reopen::rss(ctx)),
+            run: |ctx| Box::pin(reopen::rss(ctx)),
         },
         Workload {
             name: "index_build",
             about: "one LMDB index built over the log, beside raw heed puts of the same keys",
-            run: |ctx, _| Box::pin(views::index_build(ctx)),
+            run: |ctx| Box::pin(views::index_build(ctx)),
         },
         Workload {
             name: "views4",
             about: "appending with 4 live indexes against 1, until all caught up",
-            run: |ctx, _| Box::pin(views::views4(ctx)),
+            run: |ctx| Box::pin(views::views4(ctx)),
         },
         Workload {
             name: "kv_get",
             about: "gated key-value gets of random keys from 2 threads",
-            run: |ctx, _| Box::pin(views::kv_get(ctx)),
+            run: |ctx| Box::pin(views::kv_get(ctx)),
         },
         Workload {
             name: "memcached",
             about: "memcached protocol gets and sets, beside Debian's memcached, same load generator",
-            run: |ctx, _| Box::pin(server::memcached_protocol(ctx)),
+            run: |ctx| Box::pin(server::memcached_protocol(ctx)),
         },
         Workload {
             name: "http_append",
             about: "HTTP appends from 64 clients, beside the same appends in-process",
-            run: |ctx, _| Box::pin(server::http_append(ctx)),
+            run: |ctx| Box::pin(server::http_append(ctx)),
         },
         Workload {
             name: "sse_fanout",
             about: "SSE fan-out to 100 subscribers: delivery latency beside append latency",
-            run: |ctx, _| Box::pin(server::sse_fanout(ctx)),
+            run: |ctx| Box::pin(server::sse_fanout(ctx)),
         },
         Workload {
             name: "query",
             about: "a 0.1%-selective query through its index and as a full scan",
-            run: |ctx, _| Box::pin(query::query(ctx)),
+            run: |ctx| Box::pin(query::query(ctx)),
         },
         Workload {
             name: "mem_append_batch",
             about: "log-memory: 100-byte records in batches of 1000",
-            run: |ctx, _| Box::pin(append::mem_append_batch(ctx)),
+            run: |ctx| Box::pin(append::mem_append_batch(ctx)),
         },
         Workload {
             name: "mem_stream_fwd",
             about: "log-memory: decoded forward scan of every record",
-            run: |ctx, _| Box::pin(stream::memory(ctx, false)),
+            run: |ctx| Box::pin(stream::memory(ctx, false)),
         },
         Workload {
             name: "mem_stream_rev",
             about: "log-memory: decoded reverse scan of every record",
-            run: |ctx, _| Box::pin(stream::memory(ctx, true)),
+            run: |ctx| Box::pin(stream::memory(ctx, true)),
         },
     ]
 }
