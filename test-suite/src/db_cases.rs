@@ -9,7 +9,7 @@ use flume_core::{
     AppendError, Bytes, Db, DbError, DbOptions, Item, Log, LogError, Postcard, ReadRange, Seq,
     StreamOpts, ViewState, async_trait,
 };
-use futures::TryStreamExt;
+use futures::{FutureExt, TryStreamExt};
 use tokio::sync::watch;
 
 use crate::support::{CountingCodec, TestView};
@@ -43,6 +43,10 @@ pub(crate) fn run<F: LogFactory>(r: &mut Runner, make: &impl Fn() -> F) {
         || resume(make()),
     );
     r.case("db: rebuild re-feeds every record", || rebuild(make()));
+    r.case(
+        "db: no gated read sees a view while a rebuild empties it",
+        || no_read_during_destroy(make()),
+    );
     r.case("db: rebuild of an unknown view is an error", || {
         rebuild_unknown(make())
     });
@@ -239,6 +243,30 @@ async fn rebuild<F: LogFactory>(f: F) {
     assert_eq!(a.stale().unwrap().lock().destroys, 2);
     assert_eq!(b.stale().unwrap().values(), values);
     assert_eq!(b.stale().unwrap().lock().destroys, 1);
+    db.close().await.unwrap();
+}
+
+async fn no_read_during_destroy<F: LogFactory>(f: F) {
+    let db = db(open(&f).await).await;
+    let (view, release) = TestView::new().gated_destroy();
+    let h = db.use_view("v", view).await.unwrap();
+    let values: Vec<String> = (0..10).map(|i| format!("v{i}")).collect();
+    db.append_batch(values.clone()).await.unwrap();
+    assert_eq!(h.ready().await.unwrap().values(), values);
+    let mut rebuild = std::pin::pin!(db.rebuild(Some("v")));
+    assert!(futures::poll!(&mut rebuild).is_pending());
+    while !h.stale().unwrap().lock().destroying {
+        tokio::task::yield_now().await;
+    }
+    // The view is inside its destroy: a gated read must wait for the rebuild, not return a view
+    // that is being emptied.
+    assert!(
+        h.ready().now_or_never().is_none(),
+        "a gated read returned the view during its destroy"
+    );
+    release.send_replace(true);
+    rebuild.await.unwrap();
+    assert_eq!(h.ready().await.unwrap().values(), values);
     db.close().await.unwrap();
 }
 

@@ -62,6 +62,8 @@ pub struct TestViewState {
     pub unreadable: bool,
     /// When set, `apply` fails while the batch holds a record equal to it.
     pub fail_on: Option<String>,
+    /// True from the start of a `destroy` until it emptied the state.
+    pub destroying: bool,
 }
 
 /// A view of `String` records that records everything it is fed, for conformance tests.
@@ -72,6 +74,7 @@ pub struct TestView {
     version: u32,
     delay: Option<Duration>,
     gate: Option<watch::Receiver<bool>>,
+    destroy_gate: Option<watch::Receiver<bool>>,
 }
 
 impl TestView {
@@ -82,6 +85,7 @@ impl TestView {
             version: 1,
             delay: None,
             gate: None,
+            destroy_gate: None,
         }
     }
 
@@ -92,6 +96,7 @@ impl TestView {
             version,
             delay: self.delay,
             gate: self.gate.clone(),
+            destroy_gate: self.destroy_gate.clone(),
         }
     }
 
@@ -105,6 +110,14 @@ impl TestView {
     pub fn gated(mut self) -> (Self, watch::Sender<bool>) {
         let (tx, rx) = watch::channel(false);
         self.gate = Some(rx);
+        (self, tx)
+    }
+
+    /// Hold every destroy (after it set `destroying`, before it empties anything) until the
+    /// returned sender sends `true`.
+    pub fn gated_destroy(mut self) -> (Self, watch::Sender<bool>) {
+        let (tx, rx) = watch::channel(false);
+        self.destroy_gate = Some(rx);
         (self, tx)
     }
 
@@ -174,7 +187,13 @@ impl View<String> for TestView {
     }
 
     async fn destroy(&self) -> Result<(), ViewError> {
+        self.lock().destroying = true;
+        if let Some(gate) = &self.destroy_gate {
+            let mut gate = gate.clone();
+            let _ = gate.wait_for(|open| *open).await;
+        }
         let mut s = self.lock();
+        s.destroying = false;
         s.records.clear();
         s.since = None;
         s.stored_version = Some(self.version);

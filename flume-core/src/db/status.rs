@@ -1,8 +1,8 @@
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::Seq;
 use crate::seq::reached;
-use crate::{AtomicSince, Seq};
 
 /// Where a view is in its life.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,27 +32,44 @@ impl fmt::Display for ViewState {
     }
 }
 
-/// The part of a view's progress a gated read checks, kept in atomics by the worker (beside the
+/// The part of a view's progress a gated read checks, kept in an atomic by the worker (beside the
 /// `Progress` watch, which stays the source of wake-ups) so that concurrent readers of a caught-up
 /// view take no lock and write no shared memory.
-#[derive(Debug, Default)]
-pub(crate) struct Readable {
-    since: AtomicSince,
-    /// False while the view is failed or closed.
-    usable: AtomicBool,
+///
+/// One word holds both whether the view is usable and its `since`, so that a reader never pairs
+/// one state's flag with another's `since` (say "usable" of a view just emptied for a rebuild with
+/// the `since` it had before). `UNUSABLE` marks a failed or closed view; otherwise the word is
+/// `since + 1`, or 0 for `None`. A `since` too large to encode reads as unusable, which only
+/// sends readers to the slow path.
+#[derive(Debug)]
+pub(crate) struct Readable(AtomicU64);
+
+const UNUSABLE: u64 = u64::MAX;
+
+impl Default for Readable {
+    fn default() -> Self {
+        Readable(AtomicU64::new(UNUSABLE))
+    }
 }
 
 impl Readable {
     /// Mirror `p`. The worker calls it before sending `p`, after the view applied its records.
     pub(crate) fn set(&self, p: &Progress) {
-        let usable = !matches!(p.state, ViewState::Failed(_) | ViewState::Closed);
-        self.usable.store(usable, Ordering::Release);
-        self.since.store(p.since);
+        let word = match (&p.state, p.since) {
+            (ViewState::Failed(_) | ViewState::Closed, _) => UNUSABLE,
+            (_, None) => 0,
+            (_, Some(s)) => s.0.saturating_add(1),
+        };
+        self.0.store(word, Ordering::Release);
     }
 
     /// True when the view is usable and includes `target`.
     pub(crate) fn reached(&self, target: Option<Seq>) -> bool {
-        self.usable.load(Ordering::Acquire) && reached(self.since.load(), target)
+        match self.0.load(Ordering::Acquire) {
+            UNUSABLE => false,
+            0 => reached(None, target),
+            n => reached(Some(Seq(n - 1)), target),
+        }
     }
 }
 

@@ -98,14 +98,15 @@ impl<T: Send + Sync + 'static> Worker<T> {
         true
     }
 
+    /// Empty the view for a rebuild. Readers are told first that it holds nothing (`since =
+    /// None`), so that none reads it while it is emptied: they wait for the rebuild instead.
     async fn destroy(&mut self) -> Result<(), String> {
+        self.since = None;
+        self.publish(ViewState::Building);
         self.view
             .destroy()
             .await
-            .map_err(|e| format!("destroy failed: {e}"))?;
-        self.since = None;
-        self.publish(ViewState::Building);
-        Ok(())
+            .map_err(|e| format!("destroy failed: {e}"))
     }
 
     /// Mark the view failed and sleep out the backoff. A rebuild command cuts the wait short;

@@ -79,8 +79,8 @@ pub trait Log: Send + Sync + 'static {
     /// The seq of the last acknowledged record now.
     ///
     /// Every gated view read calls it, so logs should override it with a lock-free read (an
-    /// [`AtomicSince`](crate::AtomicSince) stored before the `since` watch is sent); it must
-    /// never run ahead of what [`since`](Log::since) has sent.
+    /// [`AtomicSince`](crate::AtomicSince) stored just before the `since` watch is sent). It
+    /// must never lag an acknowledged append, and never show a record before it is acknowledged.
     fn current_since(&self) -> Option<Seq> {
         *self.since().borrow()
     }
