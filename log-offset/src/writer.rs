@@ -82,8 +82,9 @@ pub(crate) struct Writer {
     synced: u64,
     buf: FrameBuf,
     /// The records of the groups acknowledged since the last write, freed by the reclaimer
-    /// while the next group is synced (by the writer when they are few, or before it sleeps):
-    /// at most one group's worth beyond the queue bound.
+    /// while the next group is synced (by the writer when they are few, when the reclaimer is
+    /// busy, or before it sleeps): with the reclaimer's, at most two groups' worth beyond the
+    /// queue bound.
     retired: Vec<Vec<Bytes>>,
     reclaimer: Option<Reclaimer>,
     /// Groups of one batch in a row (see [`SPIN`]).

@@ -6,20 +6,23 @@
 //! the next group (and, when the appender still holds the same buffers, both threads contend for
 //! them); done by the appender, it delays its next batch. Here it overlaps with the disk.
 
-use std::sync::mpsc::{self, Sender};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
 
 pub(super) struct Reclaimer {
-    jobs: Option<Sender<Vec<Vec<Bytes>>>>,
+    /// A rendezvous: records are handed over only while the thread waits for work; while it is
+    /// still freeing earlier ones, the writer frees the next ones itself. So the thread holds at
+    /// most one handover's records, and nothing piles up if it falls behind.
+    jobs: Option<SyncSender<Vec<Vec<Bytes>>>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Reclaimer {
     /// Start the thread; `None` if it cannot be spawned (the writer then frees records itself).
     pub(super) fn start() -> Option<Self> {
-        let (jobs, rx) = mpsc::channel::<Vec<Vec<Bytes>>>();
+        let (jobs, rx) = mpsc::sync_channel::<Vec<Vec<Bytes>>>(0);
         let thread = std::thread::Builder::new()
             .name("flume-log-free".into())
             .spawn(move || while rx.recv().is_ok() {})
@@ -30,10 +33,15 @@ impl Reclaimer {
         })
     }
 
-    /// Free `records` on the reclaimer's thread (here, if it is gone).
+    /// Free `records` on the reclaimer's thread, or here if it is busy or gone.
     pub(super) fn free(&self, records: Vec<Vec<Bytes>>) {
         if let Some(jobs) = &self.jobs {
-            let _ = jobs.send(records);
+            match jobs.try_send(records) {
+                Ok(()) => {}
+                Err(TrySendError::Full(records) | TrySendError::Disconnected(records)) => {
+                    drop(records);
+                }
+            }
         }
     }
 }

@@ -124,6 +124,11 @@ impl Lmdb {
         self.inner.readers.commits()
     }
 
+    /// The size of the memory map now, in bytes (it doubles whenever a write finds it full).
+    pub fn map_size(&self) -> usize {
+        self.inner.env.info().map_size
+    }
+
     /// Run `f` in a write transaction on the writer thread and commit. Writes queued together
     /// may share one transaction (see `writer`), each succeeding or failing alone. `f` may run
     /// more than once, each time in a fresh transaction: when the map is full, or when another

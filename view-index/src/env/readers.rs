@@ -10,8 +10,9 @@
 //! writer bumps the generation after each commit and before reporting it, and a reader loads the
 //! generation before beginning its transaction, so a tag can only be older than the snapshot,
 //! never newer. Transactions whose tag is not current are closed instead of reused: a reader never
-//! sees a snapshot older than a commit it was told about, and idle transactions never pin old
-//! pages (the writer also empties the idle lists after each commit).
+//! sees a snapshot older than a commit it was told about. The writer empties the idle lists after
+//! each commit; one put back just as that happened pins old pages only until the next commit or
+//! the next read on its shard, which closes it.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -152,5 +153,38 @@ impl Drop for Reader<'_> {
                 idle.push(tagged);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Lmdb;
+
+    #[test]
+    fn a_transaction_from_before_a_commit_is_never_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let lmdb = Lmdb::open(dir.path()).unwrap();
+        let env = &lmdb.inner.env;
+        let readers = Readers::new();
+        let tag = |r: &Reader<'_>| r.txn.as_ref().map(|t| t.0);
+
+        drop(readers.begin(env).unwrap());
+        assert_eq!(readers.shard().idle().len(), 1);
+        let reused = readers.begin(env).unwrap();
+        assert_eq!(tag(&reused), Some(0));
+        assert!(readers.shard().idle().is_empty(), "the idle one was taken");
+        drop(reused);
+
+        // A commit whose emptying of the idle lists ran before that transaction went back: the
+        // race the tag guards against.
+        readers.generation.fetch_add(1, Ordering::AcqRel);
+        assert_eq!(readers.shard().idle().len(), 1);
+        let fresh = readers.begin(env).unwrap();
+        assert_eq!(
+            tag(&fresh),
+            Some(1),
+            "a transaction older than a commit was reused"
+        );
     }
 }

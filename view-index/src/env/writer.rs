@@ -5,7 +5,8 @@
 //! and its fsync instead of paying one each. Each job still succeeds or fails alone: when one
 //! fails, the transaction is aborted, that job gets its error, and the others run again in a new
 //! transaction. When the map is full, the transaction is aborted, the map grown and the group run
-//! again. So a job's closure may run more than once, always in a fresh transaction.
+//! again; when the jobs together dirty more pages than one transaction holds, each runs in its
+//! own. So a job's closure may run more than once, always in a fresh transaction.
 
 use std::sync::{Arc, mpsc};
 
@@ -77,6 +78,8 @@ enum Failure {
     /// Job `i` failed: it alone gets the error.
     Job(usize, heed::Error),
     MapFull,
+    /// The transaction holds too many dirty pages: the group's size, not one job's fault.
+    TxnFull(heed::Error),
     /// Beginning or committing failed: every job gets the error.
     Txn(heed::Error),
 }
@@ -115,7 +118,13 @@ impl Writer {
                         fail_all(group.drain(..), &e);
                     }
                 }
-                Err(Failure::Txn(e)) => fail_all(group.drain(..), &LmdbError::Lmdb(e)),
+                // Too much for one transaction together: each job gets one of its own.
+                Err(Failure::TxnFull(_)) if group.len() > 1 => {
+                    group.drain(..).for_each(|job| self.commit(vec![job]));
+                }
+                Err(Failure::TxnFull(e) | Failure::Txn(e)) => {
+                    fail_all(group.drain(..), &LmdbError::Lmdb(e));
+                }
             }
         }
     }
@@ -126,6 +135,7 @@ impl Writer {
             match job.apply(&mut txn) {
                 Ok(()) => {}
                 Err(heed::Error::Mdb(MdbError::MapFull)) => return Err(Failure::MapFull),
+                Err(e @ heed::Error::Mdb(MdbError::TxnFull)) => return Err(Failure::TxnFull(e)),
                 Err(e) => return Err(Failure::Job(i, e)),
             }
         }
@@ -237,5 +247,46 @@ mod tests {
             })
             .unwrap();
         assert_eq!(keys, vec![b"a".to_vec(), b"c".to_vec()]);
+    }
+
+    /// A job that reports `TxnFull` the first `full` times it runs, then puts `key`.
+    fn too_big(table: Table, key: &'static str, full: usize) -> (Box<dyn Pending>, Reply) {
+        let (tx, rx) = oneshot::channel();
+        let mut runs = 0;
+        let f = move |txn: &mut RwTxn<'_>| {
+            runs += 1;
+            if runs <= full {
+                return Err(heed::Error::Mdb(MdbError::TxnFull));
+            }
+            table.put(txn, key.as_bytes(), b"v")
+        };
+        (Box::new(WriteJob::new(f, tx)), rx)
+    }
+
+    #[tokio::test]
+    async fn a_group_too_big_for_one_transaction_commits_job_by_job() {
+        let dir = tempfile::tempdir().unwrap();
+        let lmdb = Lmdb::open(dir.path()).unwrap();
+        let table = lmdb.table("t").await.unwrap();
+        let writer = Writer {
+            env: lmdb.inner.env.clone(),
+            readers: Arc::clone(&lmdb.inner.readers),
+        };
+        let before = lmdb.commits();
+        let (a, mut ra) = put(table, "a", false);
+        let (b, mut rb) = too_big(table, "b", 1);
+        let (c, mut rc) = put(table, "c", false);
+        writer.commit(vec![a, b, c]);
+        for r in [&mut ra, &mut rb, &mut rc] {
+            assert!(r.try_recv().unwrap().is_ok());
+        }
+        assert_eq!(lmdb.commits(), before + 3, "one transaction per job");
+
+        // A job too big even alone gets the error.
+        let (d, mut rd) = too_big(table, "d", usize::MAX);
+        writer.commit(vec![d]);
+        let failed = rd.try_recv().unwrap().unwrap_err();
+        assert!(failed.to_string().contains("TXN_FULL"), "{failed}");
+        assert_eq!(lmdb.commits(), before + 3);
     }
 }
