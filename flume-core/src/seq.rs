@@ -51,27 +51,36 @@ pub struct AtomicSince(std::sync::atomic::AtomicU64);
 impl AtomicSince {
     /// A cell holding `since`.
     pub fn new(since: Option<Seq>) -> Self {
-        AtomicSince(std::sync::atomic::AtomicU64::new(Self::encode(since)))
+        AtomicSince(std::sync::atomic::AtomicU64::new(encode(since)))
     }
 
     /// The value last stored (with acquire ordering: what was written before the store is
     /// visible after this load).
     pub fn load(&self) -> Option<Seq> {
-        match self.0.load(std::sync::atomic::Ordering::Acquire) {
-            0 => None,
-            n => Some(Seq(n - 1)),
-        }
+        decode(self.0.load(std::sync::atomic::Ordering::Acquire))
     }
 
     /// Store `since` (with release ordering).
     pub fn store(&self, since: Option<Seq>) {
         self.0
-            .store(Self::encode(since), std::sync::atomic::Ordering::Release);
+            .store(encode(since), std::sync::atomic::Ordering::Release);
     }
+}
 
-    fn encode(since: Option<Seq>) -> u64 {
-        since.map_or(0, |s| {
-            s.0.checked_add(1).expect("seq u64::MAX is not storable")
-        })
-    }
+/// `since` as one word: `seq + 1`, `0` for `None`.
+///
+/// # Panics
+/// For a seq of `u64::MAX` (not storable; see [`try_encode`]).
+pub(crate) fn encode(since: Option<Seq>) -> u64 {
+    try_encode(since).expect("seq u64::MAX is not storable")
+}
+
+/// [`encode`], or `None` for a seq of `u64::MAX`.
+pub(crate) fn try_encode(since: Option<Seq>) -> Option<u64> {
+    since.map_or(Some(0), |s| s.0.checked_add(1))
+}
+
+/// The `since` an [`encode`]d word holds.
+pub(crate) fn decode(word: u64) -> Option<Seq> {
+    word.checked_sub(1).map(Seq)
 }

@@ -565,18 +565,19 @@ async fn append_many(log: &dyn Log, from: usize, n: usize) -> Vec<(Seq, Bytes)> 
     out
 }
 
+/// A stream item that must be a record, as `(seq, value)`.
+fn record(item: Result<Item<Bytes>, LogError>) -> (Seq, Bytes) {
+    match item.unwrap_or_else(|e| panic!("stream error: {e}")) {
+        Item::Record { seq, value } => (seq, value),
+        other => panic!("expected records, got {other:?}"),
+    }
+}
+
 async fn collect_owned(log: &Arc<dyn Log>, opts: StreamOpts) -> Vec<(Seq, Bytes)> {
-    let items: Vec<Result<Item<Bytes>, LogError>> =
-        stream_owned(Arc::clone(log), opts).collect().await;
-    items
-        .into_iter()
-        .map(
-            |r| match r.unwrap_or_else(|e| panic!("stream error: {e}")) {
-                Item::Record { seq, value } => (seq, value),
-                other => panic!("expected records, got {other:?}"),
-            },
-        )
+    stream_owned(Arc::clone(log), opts)
+        .map(record)
         .collect()
+        .await
 }
 
 async fn owned_many_chunks<F: LogFactory>(f: F) {
@@ -627,15 +628,7 @@ async fn owned_live_chunks<F: LogFactory>(f: F) {
     let live = stream_owned(Arc::clone(&log), StreamOpts::new().live().limit(2 * MANY));
     let writer = Arc::clone(&log);
     let task = tokio::spawn(async move { append_many(&*writer, MANY, MANY).await });
-    let got: Vec<(Seq, Bytes)> = live
-        .map(
-            |r| match r.unwrap_or_else(|e| panic!("stream error: {e}")) {
-                Item::Record { seq, value } => (seq, value),
-                other => panic!("expected records, got {other:?}"),
-            },
-        )
-        .collect()
-        .await;
+    let got: Vec<(Seq, Bytes)> = live.map(record).collect().await;
     all.extend(task.await.expect("appender"));
     assert_eq!(got, all, "each record exactly once, in log order");
     log.close().await.expect("close");

@@ -2,7 +2,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::Seq;
-use crate::seq::reached;
+use crate::seq;
 
 /// Where a view is in its life.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,8 +39,8 @@ impl fmt::Display for ViewState {
 /// One word holds both whether the view is usable and its `since`, so that a reader never pairs
 /// one state's flag with another's `since` (say "usable" of a view just emptied for a rebuild with
 /// the `since` it had before). `UNUSABLE` marks a failed or closed view; otherwise the word is
-/// `since + 1`, or 0 for `None`. A `since` too large to encode reads as unusable, which only
-/// sends readers to the slow path.
+/// `since` encoded as [`AtomicSince`](crate::AtomicSince) stores it. A `since` too large to
+/// encode (or encoded as `UNUSABLE`) reads as unusable, which only sends readers to the slow path.
 #[derive(Debug)]
 pub(crate) struct Readable(AtomicU64);
 
@@ -55,10 +55,9 @@ impl Default for Readable {
 impl Readable {
     /// Mirror `p`. The worker calls it before sending `p`, after the view applied its records.
     pub(crate) fn set(&self, p: &Progress) {
-        let word = match (&p.state, p.since) {
-            (ViewState::Failed(_) | ViewState::Closed, _) => UNUSABLE,
-            (_, None) => 0,
-            (_, Some(s)) => s.0.saturating_add(1),
+        let word = match p.state {
+            ViewState::Failed(_) | ViewState::Closed => UNUSABLE,
+            _ => seq::try_encode(p.since).unwrap_or(UNUSABLE),
         };
         self.0.store(word, Ordering::Release);
     }
@@ -67,8 +66,7 @@ impl Readable {
     pub(crate) fn reached(&self, target: Option<Seq>) -> bool {
         match self.0.load(Ordering::Acquire) {
             UNUSABLE => false,
-            0 => reached(None, target),
-            n => reached(Some(Seq(n - 1)), target),
+            word => seq::reached(seq::decode(word), target),
         }
     }
 }
@@ -123,4 +121,37 @@ pub struct QueueStats {
     pub high_water_bytes: u64,
     /// The bound: appends wait while it is reached.
     pub capacity_bytes: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(r: &Readable, since: Option<u64>, state: ViewState) {
+        r.set(&Progress {
+            since: since.map(Seq),
+            state,
+        });
+    }
+
+    #[test]
+    fn readable_mirrors_usability_and_since_together() {
+        let r = Readable::default();
+        assert!(!r.reached(None), "nothing published yet");
+        set(&r, None, ViewState::Building);
+        assert!(r.reached(None));
+        assert!(!r.reached(Some(Seq(0))));
+        set(&r, Some(5), ViewState::Live);
+        assert!(r.reached(Some(Seq(5))));
+        assert!(!r.reached(Some(Seq(6))));
+        set(&r, Some(5), ViewState::Failed("x".into()));
+        assert!(!r.reached(None), "a failed view is never read");
+        set(&r, Some(5), ViewState::Closed);
+        assert!(!r.reached(None));
+        // Seqs whose encoding is (or would pass) the marker go to the slow path.
+        set(&r, Some(u64::MAX - 1), ViewState::Live);
+        assert!(!r.reached(None));
+        set(&r, Some(u64::MAX), ViewState::Live);
+        assert!(!r.reached(None));
+    }
 }

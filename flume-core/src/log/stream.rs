@@ -29,6 +29,11 @@ type Spawn =
 /// A chunk the caller has gone through, handed from [`Flat`] to the cursor's next read-ahead.
 type Spent = Arc<Mutex<Option<Records>>>;
 
+/// The chunk slot, even if a panic poisoned it (it only ever holds records to free).
+fn lock_spent(spent: &Spent) -> std::sync::MutexGuard<'_, Option<Records>> {
+    spent.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// A stream that owns its log handle, so it can outlive the caller's borrow (servers, tasks).
 ///
 /// On a multi-threaded tokio runtime it reads one chunk ahead on another task while the caller
@@ -38,10 +43,13 @@ pub fn stream_owned<L: Log + ?Sized>(
     log: Arc<L>,
     opts: StreamOpts,
 ) -> BoxStream<'static, Result<Item<Bytes>, LogError>> {
-    let output = opts.output;
-    stream_owned_with(log, opts, move |seq, value| {
-        Ok(Item::shaped(output, seq, std::mem::take(value)))
-    })
+    let each = items(opts.output);
+    stream_owned_with(log, opts, each)
+}
+
+/// Each record as an [`Item`] of the requested shape, its value taken from the chunk.
+fn items(output: Output) -> impl FnMut(Seq, &mut Bytes) -> Result<Item<Bytes>, LogError> + Unpin {
+    move |seq, value| Ok(Item::shaped(output, seq, std::mem::take(value)))
 }
 
 /// [`stream_owned`], applying `each` to every record as it is yielded (on the caller's task, in
@@ -80,10 +88,8 @@ pub(super) fn stream_ref<L: Log + ?Sized>(
     log: &L,
     opts: StreamOpts,
 ) -> BoxStream<'_, Result<Item<Bytes>, LogError>> {
-    let output = opts.output;
-    build(log, opts, None, move |seq, value| {
-        Ok(Item::shaped(output, seq, std::mem::take(value)))
-    })
+    let each = items(opts.output);
+    build(log, opts, None, each)
 }
 
 fn build<'a, R, L, X, E, F>(
@@ -169,7 +175,7 @@ where
                 this.next = 0;
                 if let Some(slot) = &this.spent {
                     // Replaces (frees here) a chunk no read-ahead took: at most one waits.
-                    *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(spent);
+                    *lock_spent(slot) = Some(spent);
                 }
             }
             match ready!(this.chunks.poll_next_unpin(cx)) {
@@ -243,7 +249,7 @@ where
             }
             // A live stream waiting at the tail holds no chunk.
             if let Some(slot) = &self.spent {
-                slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+                lock_spent(slot).take();
             }
             if self.since.changed().await.is_err() {
                 return self.fail(LogError::Closed);
@@ -311,10 +317,7 @@ where
         if let Some(since) = since
             && let Some(range) = self.range(since)
         {
-            let spent = self
-                .spent
-                .as_ref()
-                .and_then(|s| s.lock().unwrap_or_else(PoisonError::into_inner).take());
+            let spent = self.spent.as_ref().and_then(|s| lock_spent(s).take());
             self.ahead = Some(Ahead {
                 task: spawn(range, spent),
                 since,

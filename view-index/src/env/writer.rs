@@ -204,6 +204,29 @@ mod tests {
 
     type Reply = oneshot::Receiver<Result<(), LmdbError>>;
 
+    /// A fresh environment with table `t`, and a writer on it driven by the test itself.
+    async fn setup() -> (tempfile::TempDir, Lmdb, Table, Writer) {
+        let dir = tempfile::tempdir().unwrap();
+        let lmdb = Lmdb::open(dir.path()).unwrap();
+        let table = lmdb.table("t").await.unwrap();
+        let writer = Writer {
+            env: lmdb.inner.env.clone(),
+            readers: Arc::clone(&lmdb.inner.readers),
+        };
+        (dir, lmdb, table, writer)
+    }
+
+    /// The keys of `table`, in order.
+    fn keys(lmdb: &Lmdb, table: Table) -> Vec<String> {
+        lmdb.read(|txn| {
+            table
+                .iter(txn)?
+                .map(|r| r.map(|(k, _)| String::from_utf8_lossy(k).into_owned()))
+                .collect()
+        })
+        .unwrap()
+    }
+
     /// A job putting `key`, then failing if `fail`.
     fn put(table: Table, key: &'static str, fail: bool) -> (Box<dyn Pending>, Reply) {
         let (tx, rx) = oneshot::channel();
@@ -219,13 +242,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_job_fails_alone_and_the_others_commit_together() {
-        let dir = tempfile::tempdir().unwrap();
-        let lmdb = Lmdb::open(dir.path()).unwrap();
-        let table = lmdb.table("t").await.unwrap();
-        let writer = Writer {
-            env: lmdb.inner.env.clone(),
-            readers: Arc::clone(&lmdb.inner.readers),
-        };
+        let (_dir, lmdb, table, writer) = setup().await;
         let before = lmdb.commits();
         let (a, mut ra) = put(table, "a", false);
         let (b, mut rb) = put(table, "b", true);
@@ -238,15 +255,7 @@ mod tests {
         assert!(failed.to_string().contains("incompatible"), "{failed}");
         // The first attempt was aborted; `a` and `c` then shared one transaction.
         assert_eq!(lmdb.commits(), before + 1);
-        let keys = lmdb
-            .read(|txn| {
-                table
-                    .iter(txn)?
-                    .map(|r| r.map(|(k, _)| k.to_vec()))
-                    .collect::<heed::Result<Vec<_>>>()
-            })
-            .unwrap();
-        assert_eq!(keys, vec![b"a".to_vec(), b"c".to_vec()]);
+        assert_eq!(keys(&lmdb, table), ["a", "c"]);
     }
 
     /// A job that reports `TxnFull` the first `full` times it runs, then puts `key`.
@@ -265,13 +274,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_group_too_big_for_one_transaction_commits_job_by_job() {
-        let dir = tempfile::tempdir().unwrap();
-        let lmdb = Lmdb::open(dir.path()).unwrap();
-        let table = lmdb.table("t").await.unwrap();
-        let writer = Writer {
-            env: lmdb.inner.env.clone(),
-            readers: Arc::clone(&lmdb.inner.readers),
-        };
+        let (_dir, lmdb, table, writer) = setup().await;
         let before = lmdb.commits();
         let (a, mut ra) = put(table, "a", false);
         let (b, mut rb) = too_big(table, "b", 1);
@@ -281,6 +284,7 @@ mod tests {
             assert!(r.try_recv().unwrap().is_ok());
         }
         assert_eq!(lmdb.commits(), before + 3, "one transaction per job");
+        assert_eq!(keys(&lmdb, table), ["a", "b", "c"]);
 
         // A job too big even alone gets the error.
         let (d, mut rd) = too_big(table, "d", usize::MAX);
@@ -288,5 +292,6 @@ mod tests {
         let failed = rd.try_recv().unwrap().unwrap_err();
         assert!(failed.to_string().contains("TXN_FULL"), "{failed}");
         assert_eq!(lmdb.commits(), before + 3);
+        assert_eq!(keys(&lmdb, table), ["a", "b", "c"]);
     }
 }
