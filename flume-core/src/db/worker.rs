@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::Shared;
 use super::backoff::Backoff;
-use super::feed::{FEED_QUEUE, FeedMsg, Join};
+use super::feed::{Batch, FEED_QUEUE, FeedMsg, Join};
 use super::status::{Progress, Readable, ViewState};
 use crate::seq::reached;
 use crate::{Seq, View, ViewError};
@@ -152,13 +152,18 @@ impl<T: Send + Sync + 'static> Worker<T> {
             };
             match msg {
                 Some(FeedMsg::Batch(batch)) => {
+                    let (batches, then) = coalesce(batch, &mut feed);
                     let since = self.since;
-                    let fresh: Vec<(Seq, &T)> = batch
+                    let fresh: Vec<(Seq, &T)> = batches
                         .iter()
+                        .flat_map(|b| b.iter())
                         .filter(|(seq, _)| !reached(since, Some(*seq)))
                         .map(|(seq, v)| (*seq, v))
                         .collect();
                     if let Err(reason) = self.apply(&fresh, ViewState::Live).await {
+                        return Exit::Failed(reason);
+                    }
+                    if let Some(reason) = then {
                         return Exit::Failed(reason);
                     }
                 }
@@ -252,5 +257,78 @@ impl<T: Send + Sync + 'static> Worker<T> {
         if let Some(started) = self.started.take() {
             let _ = started.send(());
         }
+    }
+}
+
+/// Records a live view applies at most in one `apply` when batches queued up for it.
+const COALESCE: usize = 8 * 1024;
+
+/// `first` and the batches already queued behind it, up to [`COALESCE`] records, so that a view
+/// that fell behind (its writes waiting on a shared LMDB commit, say) catches up in fewer, larger
+/// transactions: one commit and one fsync for all of them instead of one each. Also returns a
+/// failure queued behind them, to report once they are applied.
+fn coalesce<T>(
+    first: Batch<T>,
+    feed: &mut mpsc::Receiver<FeedMsg<T>>,
+) -> (Vec<Batch<T>>, Option<String>) {
+    let mut total = first.len();
+    let mut batches = vec![first];
+    while total < COALESCE {
+        match feed.try_recv() {
+            Ok(FeedMsg::Batch(next)) => {
+                total += next.len();
+                batches.push(next);
+            }
+            Ok(FeedMsg::Failed(reason)) => return (batches, Some(reason)),
+            Err(_) => break,
+        }
+    }
+    (batches, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(from: u64, n: u64) -> Batch<u64> {
+        Arc::new((from..from + n).map(|s| (Seq(s), s)).collect())
+    }
+
+    fn seqs(batches: &[Batch<u64>]) -> Vec<u64> {
+        batches.iter().flat_map(|b| b.iter().map(|r| r.1)).collect()
+    }
+
+    #[test]
+    fn queued_batches_are_taken_in_order_up_to_the_cap() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let half = (COALESCE / 2) as u64;
+        for from in [10, 10 + half, 10 + 2 * half] {
+            tx.try_send(FeedMsg::Batch(batch(from, half))).ok().unwrap();
+        }
+        let (taken, failure) = coalesce(batch(0, 10), &mut rx);
+        // Queued batches are taken while fewer than COALESCE records are held: two of them
+        // here. The third waits for the next apply.
+        assert_eq!(seqs(&taken), (0..10 + 2 * half).collect::<Vec<_>>());
+        assert!(failure.is_none());
+        let (rest, _) = coalesce(batch(0, 0), &mut rx);
+        assert_eq!(
+            seqs(&rest),
+            (10 + 2 * half..10 + 3 * half).collect::<Vec<_>>()
+        );
+        // Nothing queued: just the batch itself.
+        assert_eq!(seqs(&coalesce(batch(7, 1), &mut rx).0), [7]);
+    }
+
+    #[test]
+    fn a_failure_queued_behind_batches_is_returned_after_them() {
+        let (tx, mut rx) = mpsc::channel(8);
+        tx.try_send(FeedMsg::Batch(batch(5, 5))).ok().unwrap();
+        tx.try_send(FeedMsg::Failed("bad record".into()))
+            .ok()
+            .unwrap();
+        tx.try_send(FeedMsg::Batch(batch(10, 5))).ok().unwrap();
+        let (taken, failure) = coalesce(batch(0, 5), &mut rx);
+        assert_eq!(seqs(&taken), (0..10).collect::<Vec<_>>());
+        assert_eq!(failure.as_deref(), Some("bad record"));
     }
 }

@@ -15,45 +15,86 @@ use crate::key;
 use crate::tables::ViewTables;
 
 /// The index operations a record maps to.
-#[derive(Debug, Default)]
+///
+/// The keys of a whole batch are encoded end to end into one buffer: a batch costs a few
+/// allocations, not one per key, and sorting it compares keys that sit together in memory.
+#[derive(Debug)]
 pub struct IndexOps {
-    ops: Vec<(Vec<u8>, Op)>,
+    keys: Vec<u8>,
+    rows: Vec<Row>,
+    /// The record being mapped.
+    seq: Seq,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Op {
-    Put,
-    /// Put with the record's seq appended to the key.
-    PutUnique,
-    Delete,
+impl Default for IndexOps {
+    fn default() -> Self {
+        IndexOps {
+            keys: Vec::new(),
+            rows: Vec::new(),
+            // Set by `Index::map_record` before the map function runs.
+            seq: Seq(0),
+        }
+    }
+}
+
+/// One operation: its key is `keys[start..end]`.
+#[derive(Clone, Copy, Debug)]
+struct Row {
+    start: usize,
+    end: usize,
+    seq: Seq,
+    put: bool,
 }
 
 impl IndexOps {
     /// Point `key` (a tuple of document values) at the record being indexed. A later put of the
     /// same key points it at the later record.
     pub fn put<K: AsRef<[Value]>>(&mut self, key: K) {
-        self.ops.push((key::encode(key.as_ref()), Op::Put));
+        self.push(key.as_ref(), true, false);
     }
 
     /// Put `key` followed by the record's seq (as a number), so every record keeps its own
     /// entry even when the values are equal; read them all with a prefix of `key`.
     pub fn put_unique<K: AsRef<[Value]>>(&mut self, key: K) {
-        self.ops.push((key::encode(key.as_ref()), Op::PutUnique));
+        self.push(key.as_ref(), true, true);
     }
 
     /// Remove `key` from the index.
     pub fn delete<K: AsRef<[Value]>>(&mut self, key: K) {
-        self.ops.push((key::encode(key.as_ref()), Op::Delete));
+        self.push(key.as_ref(), false, false);
     }
 
-    /// The rows to write for the record at `seq`: `(encoded key, is a put)`.
-    pub(crate) fn rows(self, seq: Seq) -> impl Iterator<Item = (Vec<u8>, bool)> {
-        self.ops.into_iter().map(move |(mut k, op)| {
-            if op == Op::PutUnique {
-                key::encode_value(&Value::from(seq.0), &mut k);
-            }
-            (k, op != Op::Delete)
-        })
+    fn push(&mut self, tuple: &[Value], put: bool, unique: bool) {
+        let start = self.keys.len();
+        // A tuple's encoding is its elements' encodings end to end (see `key::encode`).
+        for v in tuple {
+            key::encode_value(v, &mut self.keys);
+        }
+        if unique {
+            key::encode_value(&Value::from(self.seq.0), &mut self.keys);
+        }
+        let (end, seq) = (self.keys.len(), self.seq);
+        self.rows.push(Row {
+            start,
+            end,
+            seq,
+            put,
+        });
+    }
+
+    /// The operations so far as `(encoded key, seq of the record, is a put)`.
+    pub(crate) fn rows(&self) -> impl Iterator<Item = (&[u8], Seq, bool)> {
+        self.rows
+            .iter()
+            .map(|r| (&self.keys[r.start..r.end], r.seq, r.put))
+    }
+
+    /// Order the operations by key. The sort is stable, so operations on one key keep their
+    /// log order (and only that order matters to the result).
+    fn sort(&mut self) {
+        let keys = &self.keys;
+        self.rows
+            .sort_by(|a, b| keys[a.start..a.end].cmp(&keys[b.start..b.end]));
     }
 }
 
@@ -120,10 +161,10 @@ impl<T: Send + Sync + 'static> Index<T> {
         self.records.get()
     }
 
-    pub(crate) fn map_record(&self, record: &T) -> IndexOps {
-        let mut ops = IndexOps::default();
-        (self.map)(record, &mut ops);
-        ops
+    /// Map the record at `seq`, adding its operations to `ops`.
+    pub(crate) fn map_record(&self, seq: Seq, record: &T, ops: &mut IndexOps) {
+        ops.seq = seq;
+        (self.map)(record, ops);
     }
 }
 
@@ -150,25 +191,20 @@ impl<T: Send + Sync + 'static> View<T> for Index<T> {
             return Ok(());
         };
         // The user's function runs here, on the caller's task; the writer thread only writes.
-        let mut rows: Vec<(Vec<u8>, Option<[u8; 8]>)> = Vec::with_capacity(batch.len());
-        for (seq, record) in batch {
-            for (key, put) in self.map_record(record).rows(*seq) {
-                rows.push((key, put.then(|| seq.0.to_be_bytes())));
-            }
+        let mut ops = IndexOps::default();
+        for &(seq, record) in batch {
+            self.map_record(seq, record, &mut ops);
         }
         // Writing in key order makes each put find its B-tree pages already in cache, and the
-        // sort runs here, in parallel with other views, not on the shared writer thread. The
-        // sort is stable, so operations on one key keep their log order (and only that order
-        // matters to the result).
-        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        // sort runs here, in parallel with other views, not on the shared writer thread.
+        ops.sort();
         self.store
             .commit(Some(last), move |txn, tables| {
-                for (key, seq) in &rows {
-                    match seq {
-                        Some(seq) => tables[0].put(txn, key, seq)?,
-                        None => {
-                            tables[0].delete(txn, key)?;
-                        }
+                for (key, seq, put) in ops.rows() {
+                    if put {
+                        tables[0].put(txn, key, &seq.0.to_be_bytes())?;
+                    } else {
+                        tables[0].delete(txn, key)?;
                     }
                 }
                 Ok(())
@@ -182,5 +218,44 @@ impl<T: Send + Sync + 'static> View<T> for Index<T> {
 
     async fn close(&self) -> Result<(), ViewError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(ops: &IndexOps) -> Vec<(Vec<Value>, u64, bool)> {
+        ops.rows()
+            .map(|(k, seq, put)| (key::decode(k).unwrap(), seq.0, put))
+            .collect()
+    }
+
+    #[test]
+    fn sorting_keeps_the_log_order_of_operations_on_one_key() {
+        let mut ops = IndexOps::default();
+        for (seq, name) in [(10, "b"), (20, "a"), (30, "b")] {
+            ops.seq = Seq(seq);
+            if seq == 30 {
+                ops.delete([Value::from(name)]);
+            } else {
+                ops.put([Value::from(name)]);
+                ops.put_unique([Value::from("u")]);
+            }
+        }
+        ops.sort();
+        let (a, b, u) = (Value::from("a"), Value::from("b"), Value::from("u"));
+        assert_eq!(
+            rows(&ops),
+            [
+                (vec![a], 20, true),
+                // b: put by 10, then deleted by 30, in that order.
+                (vec![b.clone()], 10, true),
+                (vec![b], 30, false),
+                // put_unique keys end with their record's seq, so both stay.
+                (vec![u.clone(), Value::from(10)], 10, true),
+                (vec![u, Value::from(20)], 20, true),
+            ]
+        );
     }
 }

@@ -11,7 +11,7 @@ use futures::StreamExt;
 use futures::stream::{self, BoxStream};
 use serde_json::Value;
 
-use super::Index;
+use super::{Index, IndexOps};
 use crate::range::KeyRange;
 use crate::{ReadError, key};
 use flume_core::bounds::{max_lower, min_upper};
@@ -352,12 +352,13 @@ impl<T: Send + Sync + 'static> Cursor<T> {
         let records = index.records().ok_or(ReadError::Db(DbError::Closed))?;
         if let Item::Record { seq, value } = entry {
             let record = records.decode(seq, &value)?;
-            let ops = index.map_record(&record);
+            let mut ops = IndexOps::default();
+            index.map_record(seq, &record, &mut ops);
             let mut record = Some(record);
-            for (k, put) in ops.rows(seq) {
+            for (k, _, put) in ops.rows() {
                 if put
-                    && self.range.contains(&k)
-                    && let Some(it) = item(self.parts(), index, &k, seq, record.take()).await?
+                    && self.range.contains(k)
+                    && let Some(it) = item(self.parts(), index, k, seq, record.take()).await?
                 {
                     self.buf.push_back(it);
                 }
