@@ -30,8 +30,11 @@ use crate::{
     View, ViewError,
 };
 
-/// Records read per chunk by the feed and by views catching up.
-const CHUNK: usize = 1024;
+/// Records read per chunk by the feed and by views catching up, and so at most one `apply` (one
+/// LMDB transaction) while a view catches up. A transaction rewrites every B-tree page it touches,
+/// and an index whose keys scatter touches about as many pages for 1,024 records as for 8,192:
+/// 8,192 made a 1M-record index build about 3x faster than 1,024. A read also stops at 4 MiB.
+const CHUNK: usize = 8 * 1024;
 
 /// Default bound on bytes handed to the log and not yet acknowledged.
 pub const DEFAULT_APPEND_QUEUE_BYTES: u64 = 64 << 20;
