@@ -260,10 +260,11 @@ impl<T: Send + Sync + 'static> Worker<T> {
     }
 }
 
-/// Records a live view applies at most in one `apply` when batches queued up for it.
+/// A live view stops taking queued batches into one `apply` once it holds this many records.
+/// What it takes frees queue slots, so a view holds at most its queue's worth of batches twice.
 const COALESCE: usize = 8 * 1024;
 
-/// `first` and the batches already queued behind it, up to [`COALESCE`] records, so that a view
+/// `first` and the batches already queued behind it (see [`COALESCE`]), so that a view
 /// that fell behind (its writes waiting on a shared LMDB commit, say) catches up in fewer, larger
 /// transactions: one commit and one fsync for all of them instead of one each. Also returns a
 /// failure queued behind them, to report once they are applied.
