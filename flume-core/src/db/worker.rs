@@ -260,9 +260,10 @@ impl<T: Send + Sync + 'static> Worker<T> {
     }
 }
 
-/// A live view stops taking queued batches into one `apply` once it holds this many records.
-/// What it takes frees queue slots, so a view holds at most its queue's worth of batches twice.
-const COALESCE: usize = 8 * 1024;
+/// A live view stops taking queued batches into one `apply` once it holds this many records: a
+/// chunk's worth, as one `apply` of a view catching up. What it takes frees queue slots, so a view
+/// holds at most its queue's worth of batches twice.
+const COALESCE: usize = super::CHUNK;
 
 /// `first` and the batches already queued behind it (see [`COALESCE`]), so that a view
 /// that fell behind (its writes waiting on a shared LMDB commit, say) catches up in fewer, larger

@@ -227,17 +227,23 @@ mod tests {
         .unwrap()
     }
 
+    /// A write job running `f`, and where its result arrives.
+    fn job(
+        f: impl FnMut(&mut RwTxn<'_>) -> heed::Result<()> + Send + 'static,
+    ) -> (Box<dyn Pending>, Reply) {
+        let (tx, rx) = oneshot::channel();
+        (Box::new(WriteJob::new(f, tx)), rx)
+    }
+
     /// A job putting `key`, then failing if `fail`.
     fn put(table: Table, key: &'static str, fail: bool) -> (Box<dyn Pending>, Reply) {
-        let (tx, rx) = oneshot::channel();
-        let f = move |txn: &mut RwTxn<'_>| {
+        job(move |txn| {
             table.put(txn, key.as_bytes(), b"v")?;
             if fail {
                 return Err(heed::Error::Mdb(MdbError::Incompatible));
             }
             Ok(())
-        };
-        (Box::new(WriteJob::new(f, tx)), rx)
+        })
     }
 
     #[tokio::test]
@@ -260,16 +266,14 @@ mod tests {
 
     /// A job that reports `TxnFull` the first `full` times it runs, then puts `key`.
     fn too_big(table: Table, key: &'static str, full: usize) -> (Box<dyn Pending>, Reply) {
-        let (tx, rx) = oneshot::channel();
         let mut runs = 0;
-        let f = move |txn: &mut RwTxn<'_>| {
+        job(move |txn| {
             runs += 1;
             if runs <= full {
                 return Err(heed::Error::Mdb(MdbError::TxnFull));
             }
             table.put(txn, key.as_bytes(), b"v")
-        };
-        (Box::new(WriteJob::new(f, tx)), rx)
+        })
     }
 
     #[tokio::test]
