@@ -50,6 +50,11 @@ pub(crate) fn all() -> Vec<Workload> {
             run: |ctx| Box::pin(append::durable(ctx)),
         },
         Workload {
+            name: "decode",
+            about: "baseline of the scans: the same typed records decoded from memory, no log",
+            run: |ctx| Box::pin(stream::decode(ctx)),
+        },
+        Workload {
             name: "stream_fwd",
             about: "log-offset: decoded forward scan of every record, from the page cache",
             run: |ctx| Box::pin(stream::offset(ctx, false)),
