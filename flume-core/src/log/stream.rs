@@ -227,7 +227,7 @@ where
     L: Log + ?Sized,
 {
     /// The next non-empty chunk of records, an error (after which the stream ends), or the end.
-    async fn next_chunk(&mut self) -> Option<Result<Vec<(Seq, Bytes)>, LogError>> {
+    async fn next_chunk(&mut self) -> Option<Result<Records, LogError>> {
         loop {
             if self.done || self.remaining == Some(0) {
                 return None;
@@ -257,7 +257,7 @@ where
         }
     }
 
-    fn fail(&mut self, e: LogError) -> Option<Result<Vec<(Seq, Bytes)>, LogError>> {
+    fn fail(&mut self, e: LogError) -> Option<Result<Records, LogError>> {
         self.done = true;
         Some(Err(e))
     }
@@ -279,7 +279,7 @@ where
     }
 
     /// Read the next chunk of `(cursor, since]`; `None` when there is nothing more to read now.
-    async fn fill(&mut self, since: Option<Seq>) -> Result<Option<Vec<(Seq, Bytes)>>, LogError> {
+    async fn fill(&mut self, since: Option<Seq>) -> Result<Option<Records>, LogError> {
         let Some(since) = since else { return Ok(None) };
         let Some(range) = self.range(since) else {
             return Ok(None);

@@ -66,10 +66,7 @@ impl IndexOps {
 
     fn push(&mut self, tuple: &[Value], put: bool, unique: bool) {
         let start = self.keys.len();
-        // A tuple's encoding is its elements' encodings end to end (see `key::encode`).
-        for v in tuple {
-            key::encode_value(v, &mut self.keys);
-        }
+        key::encode_into(tuple, &mut self.keys);
         if unique {
             key::encode_value(&Value::from(self.seq.0), &mut self.keys);
         }

@@ -35,10 +35,15 @@ const END: u8 = 0x00;
 /// Encode a tuple of values as an order-preserving key.
 pub fn encode(tuple: &[Value]) -> Vec<u8> {
     let mut out = Vec::with_capacity(16 * tuple.len());
-    for v in tuple {
-        encode_value(v, &mut out);
-    }
+    encode_into(tuple, &mut out);
     out
+}
+
+/// Append [`encode`]`(tuple)` to `out`: a tuple's encoding is its values' encodings end to end.
+pub fn encode_into(tuple: &[Value], out: &mut Vec<u8>) {
+    for v in tuple {
+        encode_value(v, out);
+    }
 }
 
 /// Append one value's encoding to `out`.
