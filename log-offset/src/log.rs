@@ -13,7 +13,7 @@ use crate::options::Options;
 use crate::recovery;
 use crate::segment::{Ctx, Segment};
 use crate::storage::{FsStorage, LockError, Storage};
-use crate::writer::{Msg, Request, Writer};
+use crate::writer::{Gather, Msg, Request, Writer};
 
 /// A durable, segmented file log. See the [crate docs](crate).
 pub struct OffsetLog {
@@ -27,6 +27,8 @@ struct WriterHandle {
     tx: Mutex<Option<mpsc::Sender<Msg>>>,
     /// Bytes of queued appends: the bound that keeps memory flat under any append rate.
     queue: Arc<Semaphore>,
+    /// Wakes the writer when the group it waits for is queued.
+    gather: Arc<Gather>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -192,10 +194,11 @@ impl OffsetLog {
         let writer = match (lock, rec.tail, active) {
             (Some(lock), Some((file, pos)), Some(seg)) => {
                 let (tx, rx) = mpsc::channel();
-                let w = Writer::new(shared.clone(), seg, file, pos, lock);
+                let gather = Arc::new(Gather::new());
+                let w = Writer::new(shared.clone(), seg, file, pos, lock, (rx, gather.clone()));
                 let thread = std::thread::Builder::new()
                     .name("flume-log-writer".into())
-                    .spawn(move || w.run(rx))
+                    .spawn(move || w.run())
                     .map_err(|e| LogError::Io {
                         path: shared.storage.path(""),
                         source: e,
@@ -203,6 +206,7 @@ impl OffsetLog {
                 Some(WriterHandle {
                     tx: Mutex::new(Some(tx)),
                     queue: Arc::new(Semaphore::new(shared.opts.queue_bytes)),
+                    gather,
                     thread: Mutex::new(Some(thread)),
                 })
             }
@@ -386,6 +390,7 @@ impl Log for OffsetLog {
                 return fail(LogError::Closed, records);
             }
         }
+        w.gather.queued_one();
         match rx.await {
             Ok(Ok(seqs)) => Ok(seqs),
             Ok(Err((error, rejected))) => Err(AppendError { error, rejected }),

@@ -1,5 +1,7 @@
 //! The writer thread: one thread owns the active segment, takes every queued batch at once,
-//! writes them with one `write` and one `fdatasync` (group commit), then acknowledges them.
+//! writes them with one `write` and one `fdatasync` (group commit), then acknowledges them. In
+//! `Sync` mode it may first wait a moment for the appenders it just acknowledged (see
+//! [`gather`]).
 //!
 //! Invariants:
 //! - a batch never spans segments, so a torn batch is always in the last segment;
@@ -9,6 +11,7 @@
 //! - after any failed write or sync the writer is poisoned: it never retries (a failed fsync
 //!   may have dropped dirty pages, ATC'20) and refuses every later batch until reopened.
 
+mod gather;
 mod reclaim;
 
 use std::sync::Arc;
@@ -19,6 +22,8 @@ use bytes::Bytes;
 use flume_core::{LogError, Seq};
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
+pub(crate) use self::gather::Gather;
+use self::gather::Policy;
 use self::reclaim::Reclaimer;
 use crate::frame::{self, BATCH_END, FrameBuf, SEG_HEADER};
 use crate::log::Shared;
@@ -87,6 +92,9 @@ pub(crate) struct Writer {
     /// queue bound.
     retired: Vec<Vec<Bytes>>,
     reclaimer: Option<Reclaimer>,
+    rx: mpsc::Receiver<Msg>,
+    gather: Arc<Gather>,
+    policy: Policy,
     /// Groups of one batch in a row (see [`SPIN`]).
     lone: u32,
     _lock: LockGuard,
@@ -99,6 +107,7 @@ impl Writer {
         file: Arc<dyn StorageFile>,
         pos: u64,
         lock: LockGuard,
+        (rx, gather): (mpsc::Receiver<Msg>, Arc<Gather>),
     ) -> Self {
         Writer {
             shared,
@@ -110,34 +119,34 @@ impl Writer {
             buf: FrameBuf::new(),
             retired: Vec::new(),
             reclaimer: Reclaimer::start(),
+            rx,
+            gather,
+            policy: Policy::new(),
             lone: 0,
             _lock: lock,
         }
     }
 
-    pub(crate) fn run(mut self, rx: mpsc::Receiver<Msg>) {
-        while let Ok(msg) = self.next(&rx) {
-            let mut group = Vec::new();
-            let mut bytes = 0;
-            let mut control = None;
-            match msg {
-                Msg::Append(r) => {
-                    bytes += r.bytes;
-                    group.push(r);
-                }
-                other => control = Some(other),
-            }
+    pub(crate) fn run(mut self) {
+        self.gather.register_writer();
+        let sync = self.shared.opts.durability == Durability::Sync;
+        while let Ok(first) = self.next() {
+            let mut g = Gathered::default();
+            g.add(first);
             // Everything already queued joins this group: one write and one sync for all.
-            while control.is_none() && bytes < GROUP_BYTES {
-                match rx.try_recv() {
-                    Ok(Msg::Append(r)) => {
-                        bytes += r.bytes;
-                        group.push(r);
-                    }
-                    Ok(other) => control = Some(other),
-                    Err(_) => break,
-                }
+            self.take_queued(&mut g);
+            // And, for a moment, the appenders of the last group (see `gather`).
+            if sync
+                && g.open()
+                && let Some((more, timeout)) = self.policy.wait_for(g.group.len())
+            {
+                let (had, started) = (g.group.len(), Instant::now());
+                self.gather.wait(more, timeout);
+                self.take_queued(&mut g);
+                self.policy
+                    .waited(had, g.group.len() - had, started.elapsed());
             }
+            let Gathered { group, control, .. } = g;
             self.lone = if group.len() == 1 {
                 self.lone.saturating_add(1)
             } else {
@@ -161,22 +170,46 @@ impl Writer {
         let _ = self.sync();
     }
 
+    /// Add the queued messages to `g` until it is full or meets a control message.
+    fn take_queued(&mut self, g: &mut Gathered) {
+        while g.open() {
+            match self.try_next() {
+                Some(msg) => g.add(msg),
+                None => break,
+            }
+        }
+    }
+
+    /// Count an append taken off the queue.
+    fn took(&self, msg: Msg) -> Msg {
+        if let Msg::Append(_) = msg {
+            self.gather.taken_one();
+        }
+        msg
+    }
+
     /// The next message (polled for when a lone appender awaits each batch). A writer that found
     /// nothing frees the retired records and sleeps.
-    fn next(&mut self, rx: &mpsc::Receiver<Msg>) -> Result<Msg, RecvError> {
+    fn next(&mut self) -> Result<Msg, RecvError> {
         let msg = if self.lone >= LONE {
-            poll(rx, SPIN)
+            poll(&self.rx, SPIN)
         } else {
-            match rx.recv_timeout(IDLE) {
+            match self.rx.recv_timeout(IDLE) {
                 Ok(msg) => Some(Ok(msg)),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => Some(Err(RecvError)),
             }
         };
-        msg.unwrap_or_else(|| {
+        let msg = msg.unwrap_or_else(|| {
             self.retired.clear();
-            rx.recv()
-        })
+            self.rx.recv()
+        });
+        msg.map(|m| self.took(m))
+    }
+
+    /// The next message if one is queued.
+    fn try_next(&mut self) -> Option<Msg> {
+        self.rx.try_recv().ok().map(|m| self.took(m))
     }
 
     /// File position where the next frame goes.
@@ -242,9 +275,11 @@ impl Writer {
             _ => self.retired.clear(),
         }
         let mut result = self.file.write_all_at(self.buf.frames(), self.pos);
+        let started = Instant::now();
         if result.is_ok() && sync {
             result = self.file.sync_data();
         }
+        let took = started.elapsed();
         if let Err(e) = result {
             let path = self.shared.storage.path(&self.seg.name);
             let reason = format!("writing or syncing {} failed: {e}", path.display());
@@ -277,6 +312,7 @@ impl Writer {
             let end = self.seg.seq(self.pos);
             self.shared.publish(end, last.0, end);
         }
+        let batches = pending.len();
         for (req, seqs) in pending.drain(..) {
             let Request { records, reply, .. } = req;
             let _ = reply.send(Ok(seqs));
@@ -284,6 +320,8 @@ impl Writer {
             // the path from this acknowledgement to the next group.
             self.retired.push(records);
         }
+        // Those just acknowledged come back; those queued meanwhile are waiting (see `gather`).
+        self.policy.synced(batches, self.gather.queued(), took);
         true
     }
 
@@ -326,6 +364,33 @@ impl Writer {
             self.synced = self.pos;
         }
         Ok(())
+    }
+}
+
+/// A group being gathered.
+#[derive(Default)]
+struct Gathered {
+    group: Vec<Request>,
+    bytes: u64,
+    /// A control message, handled after the group.
+    control: Option<Msg>,
+}
+
+impl Gathered {
+    fn add(&mut self, msg: Msg) {
+        match msg {
+            Msg::Append(r) => {
+                self.bytes += r.bytes;
+                self.group.push(r);
+            }
+            other => self.control = Some(other),
+        }
+    }
+
+    /// Whether more appends may join: a control message ends the group, and one write stays a
+    /// reasonable size.
+    fn open(&self) -> bool {
+        self.control.is_none() && self.bytes < GROUP_BYTES
     }
 }
 
