@@ -50,18 +50,13 @@ pub(crate) fn all() -> Vec<Workload> {
             run: |ctx| Box::pin(append::durable(ctx)),
         },
         Workload {
-            name: "decode",
-            about: "baseline of the scans: the same typed records decoded from memory, no log",
-            run: |ctx| Box::pin(stream::decode(ctx)),
-        },
-        Workload {
             name: "stream_fwd",
-            about: "log-offset: decoded forward scan of every record, from the page cache",
+            about: "log-offset: decoded forward scan of every record, from the page cache, beside decoding alone",
             run: |ctx| Box::pin(stream::offset(ctx, false)),
         },
         Workload {
             name: "stream_rev",
-            about: "log-offset: decoded reverse scan of every record, from the page cache",
+            about: "log-offset: decoded reverse scan of every record, from the page cache, beside decoding alone",
             run: |ctx| Box::pin(stream::offset(ctx, true)),
         },
         Workload {
@@ -116,12 +111,12 @@ pub(crate) fn all() -> Vec<Workload> {
         },
         Workload {
             name: "mem_stream_fwd",
-            about: "log-memory: decoded forward scan of every record",
+            about: "log-memory: decoded forward scan of every record, beside decoding alone",
             run: |ctx| Box::pin(stream::memory(ctx, false)),
         },
         Workload {
             name: "mem_stream_rev",
-            about: "log-memory: decoded reverse scan of every record",
+            about: "log-memory: decoded reverse scan of every record, beside decoding alone",
             run: |ctx| Box::pin(stream::memory(ctx, true)),
         },
     ]
