@@ -1,7 +1,10 @@
+use std::borrow::Cow;
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 /// A goal for a metric (design.md §7).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Target {
     /// The figure should be at least this.
     AtLeast(f64),
@@ -29,27 +32,30 @@ impl fmt::Display for Target {
 }
 
 /// One measured figure.
-#[derive(Clone, Debug, PartialEq)]
+///
+/// Workloads name their metrics with literals; the names are owned once they have come back
+/// from the child process that ran the workload.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Metric {
     /// The metric's name, as in design.md §7 (`append_batch_rec_s`).
-    pub name: &'static str,
+    pub name: Cow<'static, str>,
     /// The figure.
     pub value: f64,
     /// Its unit, for the table.
-    pub unit: &'static str,
+    pub unit: Cow<'static, str>,
     /// The goal, if it has one.
     pub target: Option<Target>,
     /// The metric it is to be read beside (its same-run baseline), if any.
-    pub baseline: Option<&'static str>,
+    pub baseline: Option<Cow<'static, str>>,
 }
 
 impl Metric {
     /// A figure with no goal.
     pub fn new(name: &'static str, value: f64, unit: &'static str) -> Self {
         Metric {
-            name,
+            name: Cow::Borrowed(name),
             value,
-            unit,
+            unit: Cow::Borrowed(unit),
             target: None,
             baseline: None,
         }
@@ -63,7 +69,7 @@ impl Metric {
 
     /// Read beside `baseline`.
     pub fn beside(mut self, baseline: &'static str) -> Self {
-        self.baseline = Some(baseline);
+        self.baseline = Some(Cow::Borrowed(baseline));
         self
     }
 }

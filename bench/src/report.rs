@@ -25,7 +25,8 @@ pub(crate) fn table(metrics: &[Metric]) -> String {
     for m in metrics {
         let beside = m
             .baseline
-            .and_then(|b| metrics.iter().find(|x| x.name == b))
+            .as_ref()
+            .and_then(|b| metrics.iter().find(|x| x.name == *b))
             .map(|b| format!("{} {}", human(b.value), b.unit))
             .unwrap_or_default();
         let goal = m.target.map(|t| t.to_string()).unwrap_or_default();

@@ -43,10 +43,6 @@ pub(crate) struct Cli {
     pub(crate) command: Command,
 }
 
-/// The argument flume-bench's RSS workload passes when it re-executes `current_exe()`, which is
-/// this binary when it runs as `flume bench`.
-const BENCH_RSS_CHILD: &str = "--internal-rss-child";
-
 /// An error that has already been reported (on stdout or stderr) and only sets the exit status.
 #[derive(Debug)]
 pub(crate) struct Exit(pub(crate) u8);
@@ -61,7 +57,11 @@ impl std::error::Error for Exit {}
 
 pub(crate) fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
-    if args.get(1).is_some_and(|a| a == BENCH_RSS_CHILD) {
+    // flume-bench re-executes `current_exe()`, which is this binary when it runs as `flume bench`.
+    if args
+        .get(1)
+        .is_some_and(|a| flume_bench::is_internal_child(a))
+    {
         return finish(flume_bench::main_with_args(args));
     }
     // Usage errors exit with status 2 here, `--help` and `--version` with 0.

@@ -497,6 +497,22 @@ fn bench_runs_flume_bench() {
         .clone();
     let kib: f64 = String::from_utf8(out).unwrap().trim().parse().unwrap();
     assert!(kib > 0.0);
+    // Each workload runs in a child process, which is this binary again.
+    let out = bare()
+        .args(["bench", "--json", "--records", "2000", "--dir"])
+        .arg(tmp.path().join("runs"))
+        .arg("stream_fwd")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let metrics: Value = serde_json::from_slice(&out).unwrap();
+    assert!(
+        metrics["stream_fwd_rec_s"]
+            .as_f64()
+            .is_some_and(|v| v > 0.0)
+    );
 }
 
 #[test]
