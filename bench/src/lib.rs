@@ -135,10 +135,7 @@ fn in_child(name: &str, ctx: &workloads::Ctx) -> anyhow::Result<Vec<Metric>> {
 /// The child's side of [`in_child`]; errors go to stderr, where the parent's user sees them.
 fn workload_child(name: &OsStr, dir: &OsStr, records: &OsStr) -> anyhow::Result<()> {
     let all = workloads::all();
-    let name = name.to_string_lossy();
-    let Some(w) = all.iter().find(|w| w.name == name) else {
-        bail!("unknown workload {name}");
-    };
+    let w = workloads::find(&all, &name.to_string_lossy())?;
     let ctx = workloads::Ctx {
         records: records.to_string_lossy().parse()?,
         dir: PathBuf::from(dir),

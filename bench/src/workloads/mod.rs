@@ -129,20 +129,19 @@ pub(crate) fn select<'a>(
     if names.is_empty() {
         return Ok(all.iter().collect());
     }
-    let mut chosen = Vec::new();
-    for name in names {
-        match all.iter().find(|w| w.name == name) {
-            Some(w) => chosen.push(w),
-            None => {
-                let known: Vec<_> = all.iter().map(|w| w.name).collect();
-                bail!(
-                    "unknown workload {name:?}; known workloads: {}",
-                    known.join(", ")
-                );
-            }
-        }
-    }
-    Ok(chosen)
+    names.iter().map(|name| find(all, name)).collect()
+}
+
+/// The workload called `name`, or an error listing the known ones.
+pub(crate) fn find<'a>(all: &'a [Workload], name: &str) -> anyhow::Result<&'a Workload> {
+    let Some(w) = all.iter().find(|w| w.name == name) else {
+        let known: Vec<_> = all.iter().map(|w| w.name).collect();
+        bail!(
+            "unknown workload {name:?}; known workloads: {}",
+            known.join(", ")
+        );
+    };
+    Ok(w)
 }
 
 /// A typed record of about 100 bytes once encoded with postcard.

@@ -19,6 +19,17 @@ struct Names {
     ratio: &'static str,
 }
 
+/// Builds the [`Names`] of a scan from its prefix.
+macro_rules! names {
+    ($prefix:literal) => {
+        Names {
+            scan: concat!($prefix, "_rec_s"),
+            decode: concat!($prefix, "_decode_rec_s"),
+            ratio: concat!($prefix, "_over_decode"),
+        }
+    };
+}
+
 /// Scan a log-offset log (from the page cache, as just written).
 pub(crate) async fn offset(ctx: &Ctx, reverse: bool) -> anyhow::Result<Vec<Metric>> {
     let dir = ctx
@@ -27,34 +38,18 @@ pub(crate) async fn offset(ctx: &Ctx, reverse: bool) -> anyhow::Result<Vec<Metri
     let opts = Options::new().durability(Durability::Buffered);
     let log = Arc::new(OffsetLog::open_with(dir, opts)?);
     let names = if reverse {
-        Names {
-            scan: "stream_rev_rec_s",
-            decode: "stream_rev_decode_rec_s",
-            ratio: "stream_rev_over_decode",
-        }
+        names!("stream_rev")
     } else {
-        Names {
-            scan: "stream_fwd_rec_s",
-            decode: "stream_fwd_decode_rec_s",
-            ratio: "stream_fwd_over_decode",
-        }
+        names!("stream_fwd")
     };
     scan(ctx, log, reverse, names).await
 }
 
 pub(crate) async fn memory(ctx: &Ctx, reverse: bool) -> anyhow::Result<Vec<Metric>> {
     let names = if reverse {
-        Names {
-            scan: "mem_stream_rev_rec_s",
-            decode: "mem_stream_rev_decode_rec_s",
-            ratio: "mem_stream_rev_over_decode",
-        }
+        names!("mem_stream_rev")
     } else {
-        Names {
-            scan: "mem_stream_fwd_rec_s",
-            decode: "mem_stream_fwd_decode_rec_s",
-            ratio: "mem_stream_fwd_over_decode",
-        }
+        names!("mem_stream_fwd")
     };
     scan(ctx, Arc::new(MemoryLog::new()), reverse, names).await
 }
