@@ -57,7 +57,7 @@ impl Header {
 pub(crate) fn parse_header(b: &[u8], pos: u64, max_record: u32) -> Result<Header, &'static str> {
     let len = u32_at(b, 0);
     let crc = u32_at(b, 4);
-    let word = u64::from_le_bytes(arr8(&b[8..16]));
+    let word = u64::from_le_bytes(arr(&b[8..16]));
     let watermark = word & WATERMARK_MAX;
     let flags = b[14];
     if b[15] != 0 || flags & !BATCH_END != 0 {
@@ -170,7 +170,7 @@ impl FrameBuf {
         self.buf.extend_from_slice(&len);
         // The CRC's input in place: `seq ‖ len ‖ frame[8..]` from `start - 4`.
         let salt = start - SALT_ROOM;
-        let borrowed: [u8; SALT_ROOM] = arr4(&self.buf[salt..start]);
+        let borrowed: [u8; SALT_ROOM] = arr(&self.buf[salt..start]);
         self.buf[salt..start + 4].copy_from_slice(&seq.to_le_bytes());
         self.buf[start + 4..start + 8].copy_from_slice(&len);
         let crc = crc32c::crc32c(&self.buf[salt..]);
@@ -205,7 +205,7 @@ pub(crate) fn check_segment_header(h: &[u8], base: u64) -> Result<(), String> {
             "segment format version {version} is not supported (this build reads version {SEG_VERSION})"
         ));
     }
-    let stored = u64::from_le_bytes(arr8(&h[16..24]));
+    let stored = u64::from_le_bytes(arr(&h[16..24]));
     if stored != base {
         return Err(format!(
             "segment header says it starts at {stored}, its file name says {base}"
@@ -229,20 +229,13 @@ pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
 }
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&b[at..at + 4]);
-    u32::from_le_bytes(a)
+    u32::from_le_bytes(arr(&b[at..]))
 }
 
-fn arr4(b: &[u8]) -> [u8; 4] {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&b[..4]);
-    a
-}
-
-fn arr8(b: &[u8]) -> [u8; 8] {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[..8]);
+/// The first `N` bytes of `b`.
+fn arr<const N: usize>(b: &[u8]) -> [u8; N] {
+    let mut a = [0u8; N];
+    a.copy_from_slice(&b[..N]);
     a
 }
 

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use flume_core::{AppendError, AtomicSince, Log, LogError, ReadRange, Seq, async_trait};
 use tokio::sync::{Semaphore, oneshot, watch};
 
-use crate::options::Options;
+use crate::options::{Durability, Options};
 use crate::recovery;
 use crate::segment::{Ctx, Segment};
 use crate::storage::{FsStorage, LockError, Storage};
@@ -27,8 +27,8 @@ struct WriterHandle {
     tx: Mutex<Option<mpsc::Sender<Msg>>>,
     /// Bytes of queued appends: the bound that keeps memory flat under any append rate.
     queue: Arc<Semaphore>,
-    /// Wakes the writer when the group it waits for is queued.
-    gather: Arc<Gather>,
+    /// Wakes the writer when the group it waits for is queued (`Sync` mode only).
+    gather: Option<Arc<Gather>>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -194,7 +194,8 @@ impl OffsetLog {
         let writer = match (lock, rec.tail, active) {
             (Some(lock), Some((file, pos)), Some(seg)) => {
                 let (tx, rx) = mpsc::channel();
-                let gather = Arc::new(Gather::new());
+                let gather =
+                    (shared.opts.durability == Durability::Sync).then(|| Arc::new(Gather::new()));
                 let w = Writer::new(shared.clone(), seg, file, pos, lock, (rx, gather.clone()));
                 let thread = std::thread::Builder::new()
                     .name("flume-log-writer".into())
@@ -390,7 +391,9 @@ impl Log for OffsetLog {
                 return fail(LogError::Closed, records);
             }
         }
-        w.gather.queued_one();
+        if let Some(gather) = &w.gather {
+            gather.queued_one();
+        }
         match rx.await {
             Ok(Ok(seqs)) => Ok(seqs),
             Ok(Err((error, rejected))) => Err(AppendError { error, rejected }),
@@ -438,4 +441,47 @@ impl Log for OffsetLog {
 
 pub(crate) fn lock<X>(m: &Mutex<X>) -> MutexGuard<'_, X> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SimStorage;
+
+    async fn append_from_tasks(log: &Arc<OffsetLog>, tasks: usize, each: usize) {
+        let mut handles = Vec::new();
+        for t in 0..tasks {
+            let log = Arc::clone(log);
+            handles.push(tokio::spawn(async move {
+                for i in 0..each {
+                    log.append(Bytes::from(format!("{t}-{i}"))).await.unwrap();
+                }
+            }));
+        }
+        for h in handles {
+            h.await.unwrap();
+        }
+    }
+
+    /// The gather count sits beside the queue, not in it: every batch an appender counts must be
+    /// counted again when the writer takes it, or the writer's waits drift.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_batch_counted_as_queued_is_counted_as_taken() {
+        let storage = Arc::new(SimStorage::new());
+        let log = Arc::new(OffsetLog::open_storage(storage, Options::new()).unwrap());
+        append_from_tasks(&log, 16, 50).await;
+        let writer = log.writer.as_ref().unwrap();
+        assert_eq!(writer.gather.as_ref().unwrap().net(), 0);
+        log.close().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn buffered_appends_are_not_counted() {
+        let storage = Arc::new(SimStorage::new());
+        let opts = Options::new().durability(Durability::Buffered);
+        let log = Arc::new(OffsetLog::open_storage(storage, opts).unwrap());
+        assert!(log.writer.as_ref().unwrap().gather.is_none());
+        append_from_tasks(&log, 4, 10).await;
+        log.close().await.unwrap();
+    }
 }

@@ -93,7 +93,8 @@ pub(crate) struct Writer {
     retired: Vec<Vec<Bytes>>,
     reclaimer: Option<Reclaimer>,
     rx: mpsc::Receiver<Msg>,
-    gather: Arc<Gather>,
+    /// In `Sync` mode only: `Buffered` appenders are never waited for, so nothing counts them.
+    gather: Option<Arc<Gather>>,
     policy: Policy,
     /// Groups of one batch in a row (see [`SPIN`]).
     lone: u32,
@@ -107,7 +108,7 @@ impl Writer {
         file: Arc<dyn StorageFile>,
         pos: u64,
         lock: LockGuard,
-        (rx, gather): (mpsc::Receiver<Msg>, Arc<Gather>),
+        (rx, gather): (mpsc::Receiver<Msg>, Option<Arc<Gather>>),
     ) -> Self {
         Writer {
             shared,
@@ -128,20 +129,21 @@ impl Writer {
     }
 
     pub(crate) fn run(mut self) {
-        self.gather.register_writer();
-        let sync = self.shared.opts.durability == Durability::Sync;
+        if let Some(gather) = &self.gather {
+            gather.register_writer();
+        }
         while let Ok(first) = self.next() {
             let mut g = Gathered::default();
             g.add(first);
             // Everything already queued joins this group: one write and one sync for all.
             self.take_queued(&mut g);
             // And, for a moment, the appenders of the last group (see `gather`).
-            if sync
+            if let Some(gather) = self.gather.clone()
                 && g.open()
                 && let Some((more, timeout)) = self.policy.wait_for(g.group.len())
             {
                 let (had, started) = (g.group.len(), Instant::now());
-                self.gather.wait(more, timeout);
+                gather.wait(more, timeout);
                 self.take_queued(&mut g);
                 self.policy
                     .waited(had, g.group.len() - had, started.elapsed());
@@ -182,8 +184,8 @@ impl Writer {
 
     /// Count an append taken off the queue.
     fn took(&self, msg: Msg) -> Msg {
-        if let Msg::Append(_) = msg {
-            self.gather.taken_one();
+        if let (Msg::Append(_), Some(gather)) = (&msg, &self.gather) {
+            gather.taken_one();
         }
         msg
     }
@@ -226,7 +228,7 @@ impl Writer {
             }
             return;
         }
-        let sync = self.shared.opts.durability == Durability::Sync;
+        let sync = self.syncs();
         let mut pending: Vec<(Request, Vec<Seq>)> = Vec::with_capacity(group.len());
         let mut rest = group.into_iter();
         while let Some(req) = rest.next() {
@@ -321,7 +323,9 @@ impl Writer {
             self.retired.push(records);
         }
         // Those just acknowledged come back; those queued meanwhile are waiting (see `gather`).
-        self.policy.synced(batches, self.gather.queued(), took);
+        if let Some(gather) = &self.gather {
+            self.policy.synced(batches, gather.queued(), took);
+        }
         true
     }
 
@@ -347,6 +351,11 @@ impl Writer {
                 false
             }
         }
+    }
+
+    /// Whether every group is synced before it is acknowledged (`Sync` mode).
+    fn syncs(&self) -> bool {
+        self.shared.opts.durability == Durability::Sync
     }
 
     /// Sync what was written since the last sync; never after a failure (no fsync retries).

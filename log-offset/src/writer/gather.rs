@@ -69,6 +69,13 @@ impl Gather {
         usize::try_from(self.queued.load(SeqCst)).unwrap_or(0)
     }
 
+    /// Batches counted as queued minus those counted as taken: zero once every append sent has
+    /// been taken, if both sides count every batch.
+    #[cfg(test)]
+    pub(crate) fn net(&self) -> isize {
+        self.queued.load(SeqCst)
+    }
+
     /// On the writer's thread: sleep until `want` batches are queued or `timeout` has passed.
     /// True if they were queued before the timeout.
     pub(super) fn wait(&self, want: usize, timeout: Duration) -> bool {
@@ -132,21 +139,23 @@ impl Policy {
     }
 
     /// How many more batches to wait for, and for how long, when the group has `have`; `None`
-    /// when the writer should commit at once (one appender, or after waits that did not pay).
+    /// when the writer should commit at once: one appender, a group already three quarters
+    /// full, a sync too quick to be worth a wait, or after waits that did not pay.
     ///
     /// It waits for three quarters of the expected batches, not all: the last appenders to
     /// come back are the slowest (on a busy CPU, much slower), and the rest of them still join
     /// the group if they are queued when the writer wakes.
     pub(super) fn wait_for(&mut self, have: usize) -> Option<(usize, Duration)> {
         let target = (self.expect * 3).div_ceil(4);
-        if self.expect < 2 || have >= target {
+        let timeout = (self.last_sync / 2).min(MAX_WAIT);
+        if self.expect < 2 || have >= target || timeout.is_zero() {
             return None;
         }
         if self.skip > 0 {
             self.skip -= 1;
             return None;
         }
-        Some((target - have, (self.last_sync / 2).min(MAX_WAIT)))
+        Some((target - have, timeout))
     }
 
     /// The outcome of a wait of `took` that added `gained` batches to a group of `had`.
@@ -194,7 +203,7 @@ mod tests {
     fn the_last_batch_wanted_wakes_the_writer() {
         let gather = Arc::new(Gather::new());
         // Far longer than the test: only a wake-up can make the wait report a filled group.
-        let t = waiter(&gather, 3, Duration::from_secs(600));
+        let t = waiter(&gather, 3, Duration::from_secs(30));
         // Most likely asleep by now (if not, it finds the batches queued: also a pass).
         std::thread::sleep(Duration::from_millis(10));
         for _ in 0..3 {
@@ -209,7 +218,7 @@ mod tests {
         let gather = Arc::new(Gather::new());
         gather.queued_one();
         gather.queued_one();
-        assert!(waiter(&gather, 2, Duration::from_secs(600)).join().unwrap());
+        assert!(waiter(&gather, 2, Duration::from_secs(30)).join().unwrap());
     }
 
     #[test]
@@ -244,6 +253,10 @@ mod tests {
         // A slow sync caps the wait.
         p.synced(64, 0, Duration::from_millis(5));
         assert_eq!(p.wait_for(10), Some((38, MAX_WAIT)));
+        // A sync too quick to measure is not worth a wait (a wait of zero could not pay).
+        p.synced(64, 0, Duration::ZERO);
+        assert_eq!(p.wait_for(10), None);
+        assert_eq!(p.skip, 0);
     }
 
     #[test]
