@@ -6,7 +6,7 @@ use std::sync::{Mutex, OnceLock};
 use flume_core::{DbError, Seq, ViewError, ViewMeta};
 use heed::RwTxn;
 
-use crate::env::{Lmdb, Table};
+use crate::env::{Lmdb, Table, relock};
 use crate::{ReadError, meta};
 
 /// One stored row: key and value bytes.
@@ -106,11 +106,11 @@ impl ViewTables {
 
     /// The last record the view includes.
     pub fn since(&self) -> Option<Seq> {
-        *self.since.lock().unwrap_or_else(|p| p.into_inner())
+        *relock(self.since.lock())
     }
 
     fn set_since(&self, since: Option<Seq>) {
-        *self.since.lock().unwrap_or_else(|p| p.into_inner()) = since;
+        *relock(self.since.lock()) = since;
     }
 
     /// Run `write` on the row tables and store `since`, in one write transaction.

@@ -50,7 +50,12 @@ struct Inner {
 /// The environments open in this process, by canonical path: LMDB must not open one twice.
 fn registry() -> MutexGuard<'static, HashMap<PathBuf, Weak<Inner>>> {
     static OPEN: LazyLock<Mutex<HashMap<PathBuf, Weak<Inner>>>> = LazyLock::new(Mutex::default);
-    OPEN.lock().unwrap_or_else(|p| p.into_inner())
+    relock(OPEN.lock())
+}
+
+/// A lock's guard even if a panic poisoned it: what these locks guard stays consistent.
+pub(crate) fn relock<G>(r: Result<G, std::sync::PoisonError<G>>) -> G {
+    r.unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Lmdb {
@@ -120,7 +125,8 @@ impl Lmdb {
 
     /// Write transactions committed since the environment was opened (writes queued together
     /// share one).
-    pub fn commits(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn commits(&self) -> u64 {
         self.inner.readers.commits()
     }
 
@@ -130,9 +136,11 @@ impl Lmdb {
     }
 
     /// Run `f` in a write transaction on the writer thread and commit. Writes queued together
-    /// may share one transaction (see `writer`), each succeeding or failing alone. `f` may run
-    /// more than once, each time in a fresh transaction: when the map is full, or when another
-    /// write of its transaction failed.
+    /// may share one transaction (see `writer`): an error of `f` fails this write alone, while a
+    /// transaction that cannot begin or commit, or a full map that cannot grow, fails every write
+    /// of the group. `f` may run more than once, each time in a fresh transaction: when the map
+    /// is full, when another write of its transaction failed, or when the group is too big for
+    /// one transaction (then each write gets its own).
     ///
     /// # Errors
     /// LMDB's errors; [`LmdbError::Closed`] when the environment is closing.
@@ -173,7 +181,7 @@ impl Lmdb {
     }
 
     fn send(&self, job: Job) -> Result<(), LmdbError> {
-        let jobs = self.inner.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        let jobs = relock(self.inner.jobs.lock());
         jobs.as_ref()
             .ok_or(LmdbError::Closed)?
             .send(job)
@@ -185,8 +193,8 @@ impl Drop for Inner {
     fn drop(&mut self) {
         // Stop the writer after the jobs already queued, and wait for it so that the
         // environment is closed when this returns and the directory can be opened again.
-        drop(self.jobs.lock().unwrap_or_else(|p| p.into_inner()).take());
-        if let Some(thread) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        drop(relock(self.jobs.lock()).take());
+        if let Some(thread) = relock(self.thread.lock()).take() {
             let _ = thread.join();
         }
         // Idle read transactions own clones of the environment: close them so that it closes.

@@ -1,5 +1,5 @@
 //! Read transactions: reused while no commit happened since they began, and spread over shards
-//! so that threads reading at once touch no shared lock.
+//! so that threads reading at once (up to one per shard) touch no shared lock.
 //!
 //! Beginning an LMDB read transaction is most of the cost of a point read: a reader slot taken
 //! under LMDB's lock, and each named table looked up again in the new snapshot. So finished read
@@ -11,13 +11,16 @@
 //! generation before beginning its transaction, so a tag can only be older than the snapshot,
 //! never newer. Transactions whose tag is not current are closed instead of reused: a reader never
 //! sees a snapshot older than a commit it was told about. The writer empties the idle lists after
-//! each commit; one put back just as that happened pins old pages only until the next commit or
-//! the next read on its shard, which closes it.
+//! each commit (after replying to the writes); one put back just as that happened pins old pages
+//! only until the next commit or the next read on its shard, which finds it stale and closes
+//! its shard's whole list (tags only grow up a list, so all of it is stale).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use heed::{Env, RoTxn, WithoutTls};
+
+use super::relock;
 
 /// Shards of readers; a thread always uses the same one.
 const SHARDS: usize = 16;
@@ -53,10 +56,6 @@ pub(super) struct Exclusive<'a> {
     _guards: Vec<RwLockWriteGuard<'a, ()>>,
 }
 
-fn relock<G>(r: Result<G, std::sync::PoisonError<G>>) -> G {
-    r.unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 impl Readers {
     pub(super) fn new() -> Self {
         Readers {
@@ -84,10 +83,21 @@ impl Readers {
         let shard = self.shard();
         let shared = relock(shard.resize.read());
         let current = self.generation.load(Ordering::Acquire);
-        let reused = shard.idle().pop();
+        let reused = {
+            let mut idle = shard.idle();
+            match idle.pop() {
+                Some(tagged) if tagged.0 == current => Some(tagged),
+                // Older than a commit, and so is everything under it.
+                Some(_) => {
+                    idle.clear();
+                    None
+                }
+                None => None,
+            }
+        };
         let txn = match reused {
-            Some(tagged) if tagged.0 == current => tagged,
-            _ => (current, env.clone().static_read_txn()?),
+            Some(tagged) => tagged,
+            None => (current, env.clone().static_read_txn()?),
         };
         Ok(Reader {
             readers: self,
@@ -97,13 +107,14 @@ impl Readers {
         })
     }
 
-    /// After a commit: newer snapshots exist, so close every idle transaction.
+    /// After a commit, before it is reported: idle transactions are no longer reused. (The
+    /// writer closes them with [`Readers::close_idle`] once it has replied.)
     pub(super) fn committed(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
-        self.close_idle();
     }
 
     /// Write transactions committed so far.
+    #[cfg(test)]
     pub(super) fn commits(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }

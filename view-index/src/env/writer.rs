@@ -97,6 +97,7 @@ impl Writer {
                         // Keep the queue's order: writes before the table, then the table.
                         self.commit(std::mem::take(&mut group));
                         let _ = reply.send(self.create_table(&name));
+                        self.readers.close_idle();
                     }
                 }
                 if group.len() < GROUP {
@@ -111,7 +112,11 @@ impl Writer {
     fn commit(&self, mut group: Vec<Box<dyn Pending>>) {
         while !group.is_empty() {
             match self.attempt(&mut group) {
-                Ok(()) => group.drain(..).for_each(|job| job.finish(Ok(()))),
+                Ok(()) => {
+                    group.drain(..).for_each(|job| job.finish(Ok(())));
+                    // Off the path to the replies: they only needed the generation bumped.
+                    self.readers.close_idle();
+                }
                 Err(Failure::Job(i, e)) => group.remove(i).finish(Err(LmdbError::Lmdb(e))),
                 Err(Failure::MapFull) => {
                     if let Err(e) = self.grow() {

@@ -69,6 +69,11 @@ impl KvEntry {
     pub fn expired_at(&self, now: u64) -> bool {
         is_expired(self.expires, now)
     }
+
+    /// True when the entry has expired by now; only entries with an expiry read the clock.
+    pub(crate) fn expired_now(&self) -> bool {
+        self.expires != 0 && self.expired_at(now_unix())
+    }
 }
 
 pub(crate) fn is_expired(expires: u64, now: u64) -> bool {

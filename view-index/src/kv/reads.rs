@@ -86,8 +86,7 @@ fn lookup<T>(view: &KeyValue<T>, key: &str) -> Result<Option<KvEntry>, ReadError
     match row {
         None => Ok(None),
         Some(None) => Err(ReadError::BadKey(format!("malformed row for {key:?}"))),
-        // Only entries with an expiry pay for reading the clock.
-        Some(Some(e)) if e.expires != 0 && e.expired_at(now_unix()) => Ok(None),
+        Some(Some(e)) if e.expired_now() => Ok(None),
         Some(Some(e)) => Ok(Some(e)),
     }
 }
