@@ -48,6 +48,7 @@ pub mod bounds;
 mod codec;
 mod db;
 mod error;
+mod lock;
 mod log;
 mod reader;
 mod seq;

@@ -1,4 +1,5 @@
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -46,24 +47,29 @@ pub(crate) fn reached(have: Option<Seq>, want: Option<Seq>) -> bool {
 ///
 /// Stored as `seq + 1`, `0` meaning `None` (a seq of `u64::MAX` cannot be stored).
 #[derive(Debug, Default)]
-pub struct AtomicSince(std::sync::atomic::AtomicU64);
+pub struct AtomicSince(AtomicU64);
 
 impl AtomicSince {
     /// A cell holding `since`.
+    ///
+    /// # Panics
+    /// For a seq of `u64::MAX` (no log reaches it: seqs are offsets or counts).
     pub fn new(since: Option<Seq>) -> Self {
-        AtomicSince(std::sync::atomic::AtomicU64::new(encode(since)))
+        AtomicSince(AtomicU64::new(encode(since)))
     }
 
     /// The value last stored (with acquire ordering: what was written before the store is
     /// visible after this load).
     pub fn load(&self) -> Option<Seq> {
-        decode(self.0.load(std::sync::atomic::Ordering::Acquire))
+        decode(self.0.load(Ordering::Acquire))
     }
 
     /// Store `since` (with release ordering).
+    ///
+    /// # Panics
+    /// For a seq of `u64::MAX`, as [`AtomicSince::new`].
     pub fn store(&self, since: Option<Seq>) {
-        self.0
-            .store(encode(since), std::sync::atomic::Ordering::Release);
+        self.0.store(encode(since), Ordering::Release);
     }
 }
 

@@ -44,7 +44,7 @@ pub(crate) fn run<F: LogFactory>(r: &mut Runner, make: &impl Fn() -> F) {
     );
     r.case("db: rebuild re-feeds every record", || rebuild(make()));
     r.case(
-        "db: no gated read sees a view while a rebuild empties it",
+        "db: a gated read begun while a rebuild empties the view waits for the rebuild",
         || no_read_during_destroy(make()),
     );
     r.case("db: rebuild of an unknown view is an error", || {
@@ -262,7 +262,7 @@ async fn no_read_during_destroy<F: LogFactory>(f: F) {
     // that is being emptied.
     assert!(
         h.ready().now_or_never().is_none(),
-        "a gated read returned the view during its destroy"
+        "a gated read begun during the destroy returned the view"
     );
     release.send_replace(true);
     rebuild.await.unwrap();

@@ -9,7 +9,7 @@ mod worker;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -23,6 +23,7 @@ use self::feed::{Feed, Join};
 use self::handle::Gate;
 use self::status::{Progress, Readable};
 use self::worker::{Command, Worker};
+use crate::lock::lock;
 use crate::log::stream_owned_with;
 use crate::seq::reached;
 use crate::{
@@ -30,10 +31,11 @@ use crate::{
     View, ViewError,
 };
 
-/// Records read per chunk by the feed and by views catching up, and so at most one `apply` (one
-/// LMDB transaction) while a view catches up. A transaction rewrites every B-tree page it touches,
-/// and an index whose keys scatter touches about as many pages for 1,024 records as for 8,192:
-/// 8,192 made a 1M-record index build about 3x faster than 1,024. A read also stops at 4 MiB.
+/// Records read per chunk by the feed and by views catching up (a read also stops at
+/// [`READ_BYTES`](crate::READ_BYTES)); a view catching up applies each chunk at once. Large, because
+/// a view's store may pay per `apply` rather than per record: an LMDB transaction rewrites every
+/// B-tree page it touches, and scattered index keys touch about as many pages for 1,024 records as
+/// for 8,192 (docs/design.md §1 has the figure).
 const CHUNK: usize = 8 * 1024;
 
 /// Default bound on bytes handed to the log and not yet acknowledged.
@@ -163,11 +165,6 @@ impl DbOptions {
         self.append_queue_bytes = bytes.clamp(1, u64::from(u32::MAX));
         self
     }
-}
-
-fn lock<X>(m: &Mutex<X>) -> MutexGuard<'_, X> {
-    // A panic while holding these locks leaves plain data behind; keep serving.
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 pub(crate) fn chunk_range(lower: Bound<Seq>, target: Option<Seq>) -> Option<ReadRange> {

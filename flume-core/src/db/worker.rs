@@ -99,7 +99,8 @@ impl<T: Send + Sync + 'static> Worker<T> {
     }
 
     /// Empty the view for a rebuild. Readers are told first that it holds nothing (`since =
-    /// None`), so that none reads it while it is emptied: they wait for the rebuild instead.
+    /// None`), so that gated reads beginning after this wait for the rebuild instead of reading
+    /// a view being emptied (a read already past its gate may still finish on it).
     async fn destroy(&mut self) -> Result<(), String> {
         self.since = None;
         self.publish(ViewState::Building);
@@ -260,9 +261,9 @@ impl<T: Send + Sync + 'static> Worker<T> {
     }
 }
 
-/// A live view stops taking queued batches into one `apply` once it holds this many records: a
-/// chunk's worth, as one `apply` of a view catching up. What it takes frees queue slots, so a view
-/// holds at most its queue's worth of batches twice.
+/// A live view stops taking queued batches into one `apply` once it holds this many records; the
+/// check comes before each batch, so one `apply` holds fewer than this plus one batch. What it
+/// takes frees queue slots, so a view holds at most its queue's worth of batches twice.
 const COALESCE: usize = super::CHUNK;
 
 /// `first` and the batches already queued behind it (see [`COALESCE`]), so that a view

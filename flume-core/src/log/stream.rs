@@ -2,7 +2,7 @@
 
 use std::ops::{Bound, Deref};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use super::{Item, Log, Output, ReadRange, StreamOpts};
 use crate::bounds::{is_empty_range, max_lower, min_upper};
+use crate::lock::lock;
 use crate::{LogError, Seq};
 
 /// Records read per call to [`Log::read`]: large enough to amortise the call, small enough that a
@@ -28,11 +29,6 @@ type Spawn =
 
 /// A chunk the caller has gone through, handed from [`Flat`] to the cursor's next read-ahead.
 type Spent = Arc<Mutex<Option<Records>>>;
-
-/// The chunk slot, even if a panic poisoned it (it only ever holds records to free).
-fn lock_spent(spent: &Spent) -> std::sync::MutexGuard<'_, Option<Records>> {
-    spent.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// A stream that owns its log handle, so it can outlive the caller's borrow (servers, tasks).
 ///
@@ -175,7 +171,7 @@ where
                 this.next = 0;
                 if let Some(slot) = &this.spent {
                     // Replaces (frees here) a chunk no read-ahead took: at most one waits.
-                    *lock_spent(slot) = Some(spent);
+                    *lock(slot) = Some(spent);
                 }
             }
             match ready!(this.chunks.poll_next_unpin(cx)) {
@@ -249,7 +245,7 @@ where
             }
             // A live stream waiting at the tail holds no chunk.
             if let Some(slot) = &self.spent {
-                lock_spent(slot).take();
+                lock(slot).take();
             }
             if self.since.changed().await.is_err() {
                 return self.fail(LogError::Closed);
@@ -317,7 +313,7 @@ where
         if let Some(since) = since
             && let Some(range) = self.range(since)
         {
-            let spent = self.spent.as_ref().and_then(|s| lock_spent(s).take());
+            let spent = self.spent.as_ref().and_then(|s| lock(s).take());
             self.ahead = Some(Ahead {
                 task: spawn(range, spent),
                 since,
