@@ -59,7 +59,9 @@ pub use db::{
     DEFAULT_APPEND_QUEUE_BYTES, Db, DbOptions, QueueStats, ViewHandle, ViewState, ViewStatus,
 };
 pub use error::{AppendError, BoxError, CodecError, DbError, LogError, ViewError};
-pub use log::{Item, Log, Output, READ_BYTES, ReadRange, StreamOpts, stream_owned};
+pub use log::{
+    Item, Log, Output, READ_BYTES, ReadRange, SinceCell, SincePublisher, StreamOpts, stream_owned,
+};
 pub use reader::RecordReader;
 pub use seq::{AtomicSince, Seq};
 pub use view::{View, ViewMeta};

@@ -26,7 +26,7 @@
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use flume_core::{AppendError, AtomicSince, Bytes, Log, LogError, ReadRange, Seq, async_trait};
+use flume_core::{AppendError, Bytes, Log, LogError, ReadRange, Seq, SinceCell, async_trait};
 use tokio::sync::watch;
 
 /// The simulated frame header added to each record's length to compute the next seq.
@@ -66,11 +66,8 @@ impl MemoryStore {
 /// An in-memory log over a [`MemoryStore`].
 pub struct MemoryLog {
     store: MemoryStore,
-    /// Taken on close, which closes every `since` receiver and so ends live streams.
-    since_tx: Mutex<Option<watch::Sender<Option<Seq>>>>,
-    since_rx: watch::Receiver<Option<Seq>>,
-    /// The same value as `since_rx`, stored before it is sent, for lock-free `current_since`.
-    since_now: AtomicSince,
+    /// Closed on close, which ends live streams.
+    since: SinceCell,
 }
 
 impl Default for MemoryLog {
@@ -103,12 +100,9 @@ impl MemoryLog {
             *open = true;
         }
         let since = read(&store.inner.records).last().map(|(s, _)| *s);
-        let (tx, rx) = watch::channel(since);
         Ok(MemoryLog {
             store,
-            since_tx: Mutex::new(Some(tx)),
-            since_rx: rx,
-            since_now: AtomicSince::new(since),
+            since: SinceCell::new(since),
         })
     }
 
@@ -118,7 +112,7 @@ impl MemoryLog {
     }
 
     fn check_open(&self) -> Result<(), LogError> {
-        if lock(&self.since_tx).is_some() {
+        if self.since.is_open() {
             Ok(())
         } else {
             Err(LogError::Closed)
@@ -128,7 +122,7 @@ impl MemoryLog {
 
 impl Drop for MemoryLog {
     fn drop(&mut self) {
-        if lock(&self.since_tx).take().is_some() {
+        if self.since.close() {
             *lock(&self.store.inner.open) = false;
         }
     }
@@ -137,10 +131,9 @@ impl Drop for MemoryLog {
 #[async_trait]
 impl Log for MemoryLog {
     async fn append_batch(&self, records: Vec<Bytes>) -> Result<Vec<Seq>, AppendError<Vec<Bytes>>> {
-        // Holding the sender's lock for the whole append orders appends and `since` updates, and
+        // Holding the `since` cell for the whole append orders appends and `since` updates, and
         // excludes a concurrent close.
-        let tx = lock(&self.since_tx);
-        let Some(tx) = tx.as_ref() else {
+        let Some(since) = self.since.hold() else {
             return Err(AppendError {
                 error: LogError::Closed,
                 rejected: records,
@@ -168,9 +161,10 @@ impl Log for MemoryLog {
             at += record.len();
         }
         drop(all);
-        // One update per batch, to its last seq.
-        self.since_now.store(seqs.last().copied());
-        tx.send_replace(seqs.last().copied());
+        // One update per batch, to its last seq (the batch is not empty).
+        if let Some(&last) = seqs.last() {
+            since.publish(last);
+        }
         Ok(seqs)
     }
 
@@ -233,15 +227,15 @@ impl Log for MemoryLog {
     }
 
     fn since(&self) -> watch::Receiver<Option<Seq>> {
-        self.since_rx.clone()
+        self.since.subscribe()
     }
 
     fn current_since(&self) -> Option<Seq> {
-        self.since_now.load()
+        self.since.load()
     }
 
     async fn close(&self) -> Result<(), LogError> {
-        if lock(&self.since_tx).take().is_some() {
+        if self.since.close() {
             *lock(&self.store.inner.open) = false;
         }
         Ok(())

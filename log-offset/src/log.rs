@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
-use flume_core::{AppendError, AtomicSince, Log, LogError, ReadRange, Seq, async_trait};
+use flume_core::{AppendError, Log, LogError, ReadRange, Seq, SinceCell, async_trait};
 use tokio::sync::{Semaphore, oneshot, watch};
 
 use crate::options::{Durability, Options};
@@ -37,10 +37,8 @@ pub(crate) struct Shared {
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) opts: Options,
     state: RwLock<State>,
-    since_tx: Mutex<Option<watch::Sender<Option<Seq>>>>,
-    since_rx: watch::Receiver<Option<Seq>>,
-    /// The same value as `since_rx`, stored before it is sent, for lock-free `current_since`.
-    since_now: AtomicSince,
+    /// Closed when the writer has stopped, which ends live streams.
+    since: SinceCell,
     closed: AtomicBool,
     poisoned: Mutex<Option<String>>,
     pub(crate) cache: Mutex<crate::reader::BoundaryCache>,
@@ -100,10 +98,7 @@ impl Shared {
             st.last = Some(last);
         }
         lock(&self.cache).insert(last, last_end);
-        self.since_now.store(Some(Seq(last)));
-        if let Some(tx) = lock(&self.since_tx).as_ref() {
-            tx.send_replace(Some(Seq(last)));
-        }
+        self.since.publish(Seq(last));
     }
 }
 
@@ -169,7 +164,6 @@ impl OffsetLog {
             } => (file, offset, reason),
             other => (std::path::PathBuf::new(), 0, other.to_string()),
         });
-        let (since_tx, since_rx) = watch::channel(rec.last.map(|(s, _)| Seq(s)));
         let mut cache = crate::reader::BoundaryCache::default();
         if let Some((s, e)) = rec.last {
             cache.insert(s, e);
@@ -182,9 +176,7 @@ impl OffsetLog {
                 end: rec.end,
                 last: rec.last.map(|(s, _)| s),
             }),
-            since_tx: Mutex::new(Some(since_tx)),
-            since_rx,
-            since_now: AtomicSince::new(rec.last.map(|(s, _)| Seq(s))),
+            since: SinceCell::new(rec.last.map(|(s, _)| Seq(s))),
             closed: AtomicBool::new(false),
             poisoned: Mutex::new(None),
             cache: Mutex::new(cache),
@@ -328,7 +320,7 @@ impl Drop for OffsetLog {
             self.shutdown();
             // The lock is released when the writer stops: a reopen right after drop must work.
             self.join();
-            lock(&self.shared.since_tx).take();
+            self.shared.since.close();
         }
     }
 }
@@ -417,11 +409,11 @@ impl Log for OffsetLog {
     }
 
     fn since(&self) -> watch::Receiver<Option<Seq>> {
-        self.shared.since_rx.clone()
+        self.shared.since.subscribe()
     }
 
     fn current_since(&self) -> Option<Seq> {
-        self.shared.since_now.load()
+        self.shared.since.load()
     }
 
     async fn close(&self) -> Result<(), LogError> {
@@ -433,8 +425,8 @@ impl Log for OffsetLog {
             None => Ok(()),
         };
         self.join();
-        // Dropping the sender closes every `since` receiver, which ends live streams.
-        lock(&self.shared.since_tx).take();
+        // Closes every `since` receiver, which ends live streams.
+        self.shared.since.close();
         result
     }
 }

@@ -1,6 +1,7 @@
 //! The [`Log`] trait: an append-only sequence of opaque records, and the streams built over it.
 
 mod opts;
+mod since;
 mod stream;
 
 use bytes::Bytes;
@@ -8,6 +9,7 @@ use futures::stream::BoxStream;
 use tokio::sync::watch;
 
 pub use opts::{Item, Output, READ_BYTES, ReadRange, StreamOpts};
+pub use since::{SinceCell, SincePublisher};
 pub use stream::stream_owned;
 pub(crate) use stream::stream_owned_with;
 
@@ -78,8 +80,8 @@ pub trait Log: Send + Sync + 'static {
 
     /// The seq of the last acknowledged record now.
     ///
-    /// Every gated view read calls it, so logs should override it with a lock-free read (an
-    /// [`AtomicSince`](crate::AtomicSince) stored just before the `since` watch is sent). It
+    /// Every gated view read calls it, so logs should override it with a lock-free read (a
+    /// [`SinceCell`](crate::SinceCell) keeps both). It
     /// must never lag an acknowledged append, and never show a record before it is acknowledged.
     fn current_since(&self) -> Option<Seq> {
         *self.since().borrow()

@@ -1,0 +1,151 @@
+//! [`SinceCell`]: where a log keeps its acknowledged `since`.
+
+use std::sync::{Mutex, MutexGuard};
+
+use tokio::sync::watch;
+
+use crate::lock::lock;
+use crate::{AtomicSince, Seq};
+
+/// A log's acknowledged `since`, kept the way [`Log`](crate::Log) needs it: one lock-free word for
+/// [`current_since`](crate::Log::current_since), one watch channel for the streams and views that
+/// wait for it to move, and a close that ends them.
+///
+/// Invariants: the word is stored before the channel is sent, so a reader woken by the channel
+/// never loads an older value; after [`close`](Self::close) nothing is published and every
+/// receiver sees the channel closed.
+///
+/// ```
+/// use flume_core::{Seq, SinceCell};
+///
+/// let since = SinceCell::new(None);
+/// let rx = since.subscribe();
+/// assert!(since.publish(Seq(7)));
+/// assert_eq!((since.load(), *rx.borrow()), (Some(Seq(7)), Some(Seq(7))));
+/// assert!(since.close());
+/// assert!(!since.publish(Seq(9)), "nothing is published after close");
+/// assert!(rx.has_changed().is_err(), "receivers see the channel closed");
+/// ```
+#[derive(Debug)]
+pub struct SinceCell {
+    now: AtomicSince,
+    /// `None` once closed: dropping the sender is what closes every receiver.
+    tx: Mutex<Option<watch::Sender<Option<Seq>>>>,
+    rx: watch::Receiver<Option<Seq>>,
+}
+
+/// The open cell, held: while it lives, no other publish and no close can run.
+///
+/// A log that must order its appends with their `since` updates (or exclude a close during an
+/// append) holds one for the whole append.
+pub struct SincePublisher<'a> {
+    now: &'a AtomicSince,
+    tx: MutexGuard<'a, Option<watch::Sender<Option<Seq>>>>,
+}
+
+impl SinceCell {
+    /// An open cell holding `since` (the last record found on open, `None` for an empty log).
+    ///
+    /// # Panics
+    /// For a seq of `u64::MAX`, as [`AtomicSince::new`].
+    pub fn new(since: Option<Seq>) -> Self {
+        let (tx, rx) = watch::channel(since);
+        SinceCell {
+            now: AtomicSince::new(since),
+            tx: Mutex::new(Some(tx)),
+            rx,
+        }
+    }
+
+    /// The value last published: one atomic load.
+    pub fn load(&self) -> Option<Seq> {
+        self.now.load()
+    }
+
+    /// A receiver of every value published from now on; closed when the cell is.
+    pub fn subscribe(&self) -> watch::Receiver<Option<Seq>> {
+        self.rx.clone()
+    }
+
+    /// The cell, held for publishing; `None` once closed.
+    pub fn hold(&self) -> Option<SincePublisher<'_>> {
+        let tx = lock(&self.tx);
+        tx.is_some()
+            .then_some(SincePublisher { now: &self.now, tx })
+    }
+
+    /// Publish `since` if the cell is open; whether it was.
+    ///
+    /// # Panics
+    /// For a seq of `u64::MAX`, as [`AtomicSince::new`].
+    pub fn publish(&self, since: Seq) -> bool {
+        self.hold().map(|p| p.publish(since)).is_some()
+    }
+
+    /// Whether [`close`](Self::close) has not run yet.
+    pub fn is_open(&self) -> bool {
+        lock(&self.tx).is_some()
+    }
+
+    /// Close the cell, ending every receiver's wait; true for the call that closed it.
+    pub fn close(&self) -> bool {
+        lock(&self.tx).take().is_some()
+    }
+}
+
+impl SincePublisher<'_> {
+    /// Make `since` the cell's value: stored, then sent.
+    ///
+    /// # Panics
+    /// For a seq of `u64::MAX`, as [`AtomicSince::new`].
+    pub fn publish(&self, since: Seq) {
+        self.now.store(Some(since));
+        if let Some(tx) = self.tx.as_ref() {
+            tx.send_replace(Some(since));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_cell_excludes_close_until_released() {
+        let cell = std::sync::Arc::new(SinceCell::new(Some(Seq(1))));
+        let rx = cell.subscribe();
+        let held = cell.hold().expect("open");
+        let closer = {
+            let cell = std::sync::Arc::clone(&cell);
+            std::thread::spawn(move || cell.close())
+        };
+        held.publish(Seq(2));
+        drop(held);
+        assert!(
+            closer.join().unwrap(),
+            "the close ran once the cell was released"
+        );
+        assert_eq!(
+            cell.load(),
+            Some(Seq(2)),
+            "the publish made before the close stands"
+        );
+        assert_eq!(
+            *rx.borrow(),
+            Some(Seq(2)),
+            "and was sent before the channel closed"
+        );
+        assert!(cell.hold().is_none() && !cell.is_open());
+        assert!(!cell.close(), "only the first close closes");
+    }
+
+    #[test]
+    fn a_receiver_woken_by_a_publish_loads_it() {
+        let cell = SinceCell::new(None);
+        let mut rx = cell.subscribe();
+        assert_eq!(cell.load(), None);
+        cell.publish(Seq(3));
+        assert!(rx.has_changed().unwrap());
+        assert_eq!(*rx.borrow_and_update(), cell.load());
+    }
+}
