@@ -80,9 +80,9 @@ pub trait Log: Send + Sync + 'static {
 
     /// The seq of the last acknowledged record now.
     ///
-    /// Every gated view read calls it, so logs should override it with a lock-free read (a
-    /// [`SinceCell`](crate::SinceCell) keeps both). It
-    /// must never lag an acknowledged append, and never show a record before it is acknowledged.
+    /// Every gated view read calls it, so logs should override it with a lock-free read
+    /// ([`SinceCell::load`](crate::SinceCell::load)). It must never lag an acknowledged append,
+    /// and never show a record before it is acknowledged.
     fn current_since(&self) -> Option<Seq> {
         *self.since().borrow()
     }
