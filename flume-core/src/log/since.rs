@@ -38,6 +38,7 @@ pub struct SinceCell {
 ///
 /// A log that must order its appends with their `since` updates (or exclude a close during an
 /// append) holds one for the whole append.
+#[derive(Debug)]
 pub struct SincePublisher<'a> {
     now: &'a AtomicSince,
     tx: MutexGuard<'a, Option<watch::Sender<Option<Seq>>>>,
