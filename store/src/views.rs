@@ -47,6 +47,24 @@ impl StoreView {
         }
     }
 
+    /// Wait until the view includes every record acknowledged now and is fed live, so that its
+    /// [`status`](Self::status) says so (see [`ViewHandle::live`]).
+    ///
+    /// # Errors
+    /// [`DbError::ViewFailed`] or [`DbError::Closed`].
+    pub async fn live(&self) -> Result<(), DbError> {
+        match self {
+            StoreView::Count(h) => drop(h.live().await?),
+            StoreView::Sum(h) => drop(h.live().await?),
+            StoreView::Extreme(h) => drop(h.live().await?),
+            StoreView::CountBy(h) => drop(h.live().await?),
+            StoreView::Index(h) => drop(h.live().await?),
+            StoreView::Kv(h) => drop(h.live().await?),
+            StoreView::Query(h) => drop(h.live().await?),
+        }
+        Ok(())
+    }
+
     /// The value of a reduce view as JSON, once it has caught up; `None` for indexes and the
     /// key-value view, which are read by key.
     ///

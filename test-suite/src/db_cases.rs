@@ -61,6 +61,10 @@ pub(crate) fn run<F: LogFactory>(r: &mut Runner, make: &impl Fn() -> F) {
         status(make())
     });
     r.case(
+        "db: live waits for a view that caught up on its own to join the feed",
+        || live(make()),
+    );
+    r.case(
         "db: 4 views over 10,000 records decode each record once",
         || decode_once(make()),
     );
@@ -356,6 +360,42 @@ async fn status<F: LogFactory>(f: F) {
     assert_eq!(h.status(), *s);
     db.close().await.unwrap();
     assert_eq!(h.status().state, ViewState::Closed);
+}
+
+async fn live<F: LogFactory>(f: F) {
+    let db = db(open(&f).await).await;
+    let seqs = db
+        .append_batch((0..200).map(|i| format!("r{i}")).collect())
+        .await
+        .unwrap();
+    let last = seqs.last().copied();
+    // Each view catches up on 200 records alone, then joins the feed; `ready` may return in
+    // between, `live` may not.
+    for round in 0..50 {
+        let h = db
+            .use_view(&format!("v{round}"), TestView::new())
+            .await
+            .unwrap();
+        let v = h.live().await.unwrap();
+        assert_eq!(v.values().len(), 200, "round {round}");
+        let s = h.status();
+        assert_eq!(
+            (s.since, s.lag, s.state),
+            (last, 0, ViewState::Live),
+            "round {round}"
+        );
+    }
+    let (stuck, release) = TestView::new().gated();
+    let h = db.use_view("stuck", stuck).await.unwrap();
+    assert!(
+        h.live().now_or_never().is_none(),
+        "a view that cannot catch up is not live"
+    );
+    release.send_replace(true);
+    assert_eq!(h.live().await.unwrap().values().len(), 200);
+    assert_eq!(h.status().state, ViewState::Live);
+    db.close().await.unwrap();
+    assert!(matches!(h.live().await, Err(DbError::Closed)));
 }
 
 async fn decode_once<F: LogFactory>(f: F) {

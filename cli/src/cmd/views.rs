@@ -2,7 +2,6 @@
 
 use std::path::Path;
 
-use flume_store::StoreView;
 use serde_json::{Value, json};
 
 use crate::out::{self, Format, Out};
@@ -13,7 +12,8 @@ pub(crate) struct Args {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Json)]
     format: Format,
-    /// Wait for every view to catch up with the log and add the reduce views' values
+    /// Wait for every view to catch up with the log and join the live feed, and add the reduce
+    /// views' values
     #[arg(long)]
     values: bool,
 }
@@ -24,19 +24,13 @@ pub(crate) async fn run(db: &Path, args: Args) -> anyhow::Result<()> {
         let mut rows = Vec::new();
         for ((name, view), spec) in store.views().iter().zip(&store.config().views) {
             let value = if args.values {
+                // Caught up and on the live feed, so the status below is not a moment of
+                // `building` between the two.
+                view.live().await?;
                 view.value().await?.unwrap_or(Value::Null)
             } else {
                 Value::Null
             };
-            if args.values
-                && matches!(
-                    view,
-                    StoreView::Index(_) | StoreView::Kv(_) | StoreView::Query(_)
-                )
-            {
-                // Reads of these wait for the view too: wait so the status below is current.
-                wait(&store, name).await?;
-            }
             let s = view.status();
             let mut row = json!({
                 "name": name,
@@ -94,15 +88,4 @@ pub(crate) async fn run(db: &Path, args: Args) -> anyhow::Result<()> {
     let closed = store.close().await;
     result?;
     Ok(closed?)
-}
-
-/// Wait until the view `name` includes every record in the log now.
-async fn wait(store: &flume_store::Store, name: &str) -> anyhow::Result<()> {
-    match store.view(name)? {
-        StoreView::Index(h) => drop(h.ready().await?),
-        StoreView::Kv(h) => drop(h.ready().await?),
-        StoreView::Query(h) => drop(h.ready().await?),
-        _ => {}
-    }
-    Ok(())
 }

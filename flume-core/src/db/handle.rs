@@ -63,7 +63,21 @@ impl<V> ViewHandle<V> {
     /// [`DbError::ViewFailed`] if the view fails while (or before) waiting;
     /// [`DbError::Closed`] if the database is or becomes closed.
     pub async fn ready(&self) -> Result<&V, DbError> {
-        self.wait(self.gate.log.current_since()).await
+        self.wait(self.gate.log.current_since(), Need::Reached)
+            .await
+    }
+
+    /// Wait until the view includes every record acknowledged now and is fed by the shared feed
+    /// ([`ViewState::Live`]), then give access to it.
+    ///
+    /// Reads need only [`ready`](ViewHandle::ready). This is for reports of a view's
+    /// [`status`](ViewHandle::status): a view that has just caught up on its own (after an open
+    /// or a rebuild) is readable at once, but says `Building` until it has joined the feed.
+    ///
+    /// # Errors
+    /// As [`ready`](ViewHandle::ready).
+    pub async fn live(&self) -> Result<&V, DbError> {
+        self.wait(self.gate.log.current_since(), Need::Live).await
     }
 
     /// Wait until the view includes the record at `seq` (which may not be appended yet).
@@ -71,7 +85,7 @@ impl<V> ViewHandle<V> {
     /// # Errors
     /// As [`ready`](ViewHandle::ready).
     pub async fn ready_at(&self, seq: Seq) -> Result<&V, DbError> {
-        self.wait(Some(seq)).await
+        self.wait(Some(seq), Need::Reached).await
     }
 
     /// Access the view without waiting: it may not include the latest records.
@@ -94,10 +108,14 @@ impl<V> ViewHandle<V> {
         )
     }
 
-    async fn wait(&self, target: Option<Seq>) -> Result<&V, DbError> {
+    async fn wait(&self, target: Option<Seq>, need: Need) -> Result<&V, DbError> {
         // The view's worker stores `readable` after the view applied its records (release), so
-        // seeing the target there (acquire) means the view's writes are visible here.
-        if !self.gate.closed.is_closed() && self.gate.readable.reached(target) {
+        // seeing the target there (acquire) means the view's writes are visible here. It holds
+        // no state beyond usable: waiting for `Live` takes the watch.
+        if need == Need::Reached
+            && !self.gate.closed.is_closed()
+            && self.gate.readable.reached(target)
+        {
             return Ok(&self.view);
         }
         let mut progress = self.gate.progress.clone();
@@ -106,7 +124,8 @@ impl<V> ViewHandle<V> {
             {
                 let p = progress.borrow_and_update();
                 self.check(&p)?;
-                if reached(p.since, target) {
+                if reached(p.since, target) && (need == Need::Reached || p.state == ViewState::Live)
+                {
                     return Ok(&self.view);
                 }
             }
@@ -130,4 +149,13 @@ impl<V> ViewHandle<V> {
             _ => Ok(()),
         }
     }
+}
+
+/// What a wait on a view waits for, besides not failed and not closed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Need {
+    /// The view includes the target.
+    Reached,
+    /// And is fed by the shared feed.
+    Live,
 }
