@@ -108,8 +108,9 @@ impl Writer {
         file: Arc<dyn StorageFile>,
         pos: u64,
         lock: LockGuard,
-        (rx, gather): (mpsc::Receiver<Msg>, Option<Arc<Gather>>),
+        rx: mpsc::Receiver<Msg>,
     ) -> Self {
+        let gather = (shared.opts.durability == Durability::Sync).then(|| Arc::new(Gather::new()));
         Writer {
             shared,
             seg,
@@ -128,6 +129,11 @@ impl Writer {
         }
     }
 
+    /// The count appenders raise as they queue (`Sync` mode only), for the log's handle.
+    pub(crate) fn gather(&self) -> Option<Arc<Gather>> {
+        self.gather.clone()
+    }
+
     pub(crate) fn run(mut self) {
         if let Some(gather) = &self.gather {
             gather.register_writer();
@@ -138,7 +144,7 @@ impl Writer {
             // Everything already queued joins this group: one write and one sync for all.
             self.take_queued(&mut g);
             // And, for a moment, the appenders of the last group (see `gather`).
-            if let Some(gather) = self.gather.clone()
+            if let Some(gather) = &self.gather
                 && g.open()
                 && let Some((more, timeout)) = self.policy.wait_for(g.group.len())
             {
@@ -173,7 +179,7 @@ impl Writer {
     }
 
     /// Add the queued messages to `g` until it is full or meets a control message.
-    fn take_queued(&mut self, g: &mut Gathered) {
+    fn take_queued(&self, g: &mut Gathered) {
         while g.open() {
             match self.try_next() {
                 Some(msg) => g.add(msg),
@@ -210,7 +216,7 @@ impl Writer {
     }
 
     /// The next message if one is queued.
-    fn try_next(&mut self) -> Option<Msg> {
+    fn try_next(&self) -> Option<Msg> {
         self.rx.try_recv().ok().map(|m| self.took(m))
     }
 
@@ -277,11 +283,12 @@ impl Writer {
             _ => self.retired.clear(),
         }
         let mut result = self.file.write_all_at(self.buf.frames(), self.pos);
-        let started = Instant::now();
+        let mut took = Duration::ZERO;
         if result.is_ok() && sync {
+            let started = Instant::now();
             result = self.file.sync_data();
+            took = started.elapsed();
         }
-        let took = started.elapsed();
         if let Err(e) = result {
             let path = self.shared.storage.path(&self.seg.name);
             let reason = format!("writing or syncing {} failed: {e}", path.display());
@@ -314,7 +321,9 @@ impl Writer {
             let end = self.seg.seq(self.pos);
             self.shared.publish(end, last.0, end);
         }
-        let batches = pending.len();
+        // Counted before the replies: an appender acknowledged below may queue its next batch at
+        // once, and it is already one of `batches`.
+        let (batches, queued) = (pending.len(), self.gather.as_ref().map(|g| g.queued()));
         for (req, seqs) in pending.drain(..) {
             let Request { records, reply, .. } = req;
             let _ = reply.send(Ok(seqs));
@@ -323,8 +332,8 @@ impl Writer {
             self.retired.push(records);
         }
         // Those just acknowledged come back; those queued meanwhile are waiting (see `gather`).
-        if let Some(gather) = &self.gather {
-            self.policy.synced(batches, gather.queued(), took);
+        if let Some(queued) = queued {
+            self.policy.synced(batches, queued, took);
         }
         true
     }

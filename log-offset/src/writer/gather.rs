@@ -83,15 +83,17 @@ impl Gather {
         let start = Instant::now();
         self.want.store(want, SeqCst);
         loop {
-            // Zero: an appender saw the group complete and woke us.
-            if self.want.load(SeqCst) == 0 || self.queued.load(SeqCst) >= want {
-                self.want.store(0, SeqCst);
-                return true;
-            }
+            // Checked first, so a wake-up that never came (the group completed, the writer not
+            // woken) shows as a timeout.
             let left = timeout.saturating_sub(start.elapsed());
             if left.is_zero() {
                 self.want.store(0, SeqCst);
                 return false;
+            }
+            // Zero: an appender saw the group complete and woke us.
+            if self.want.load(SeqCst) == 0 || self.queued.load(SeqCst) >= want {
+                self.want.store(0, SeqCst);
+                return true;
             }
             // Parking can end early (an old wake-up, or none at all): the loop checks again.
             std::thread::park_timeout(left);
@@ -202,7 +204,8 @@ mod tests {
     #[test]
     fn the_last_batch_wanted_wakes_the_writer() {
         let gather = Arc::new(Gather::new());
-        // Far longer than the test: only a wake-up can make the wait report a filled group.
+        // Far longer than the test: the wait reports a filled group only if the last batch woke
+        // it (without the wake-up it sleeps out the timeout and reports one).
         let t = waiter(&gather, 3, Duration::from_secs(30));
         // Most likely asleep by now (if not, it finds the batches queued: also a pass).
         std::thread::sleep(Duration::from_millis(10));
