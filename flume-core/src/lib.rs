@@ -56,14 +56,15 @@ mod view;
 
 pub use codec::{Codec, Document, Json, Postcard};
 pub use db::{
-    DEFAULT_APPEND_QUEUE_BYTES, Db, DbOptions, QueueStats, ViewHandle, ViewState, ViewStatus,
+    DEFAULT_APPEND_QUEUE_BYTES, Db, DbOptions, FEED_QUEUE, QueueStats, VIEW_CHUNK, ViewHandle,
+    ViewState, ViewStatus,
 };
 pub use error::{AppendError, BoxError, CodecError, DbError, LogError, ViewError};
 pub use log::{
     Item, Log, Output, READ_BYTES, ReadRange, SinceCell, SincePublisher, StreamOpts, stream_owned,
 };
 pub use reader::RecordReader;
-pub use seq::{AtomicSince, Seq};
+pub use seq::Seq;
 pub use view::{View, ViewMeta};
 
 /// Re-exported so implementations name the same `async_trait` and `bytes` versions.

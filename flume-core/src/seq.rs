@@ -41,26 +41,26 @@ pub(crate) fn reached(have: Option<Seq>, want: Option<Seq>) -> bool {
     }
 }
 
-/// An `Option<Seq>` readable without a lock: logs keep their acknowledged `since` in one so that
-/// [`Log::current_since`](crate::Log::current_since) is one atomic load, which matters to gated
-/// reads running on many threads at once.
+/// An `Option<Seq>` readable without a lock: the word of a [`SinceCell`](crate::SinceCell), so
+/// that [`Log::current_since`](crate::Log::current_since) is one atomic load, which matters to
+/// gated reads running on many threads at once.
 ///
 /// Stored as `seq + 1`, `0` meaning `None` (a seq of `u64::MAX` cannot be stored).
 #[derive(Debug, Default)]
-pub struct AtomicSince(AtomicU64);
+pub(crate) struct AtomicSince(AtomicU64);
 
 impl AtomicSince {
     /// A cell holding `since`.
     ///
     /// # Panics
     /// For a seq of `u64::MAX` (no log reaches it: seqs are offsets or counts).
-    pub fn new(since: Option<Seq>) -> Self {
+    pub(crate) fn new(since: Option<Seq>) -> Self {
         AtomicSince(AtomicU64::new(encode(since)))
     }
 
     /// The value last stored (with acquire ordering: what was written before the store is
     /// visible after this load).
-    pub fn load(&self) -> Option<Seq> {
+    pub(crate) fn load(&self) -> Option<Seq> {
         decode(self.0.load(Ordering::Acquire))
     }
 
@@ -68,7 +68,7 @@ impl AtomicSince {
     ///
     /// # Panics
     /// For a seq of `u64::MAX`, as [`AtomicSince::new`].
-    pub fn store(&self, since: Option<Seq>) {
+    pub(crate) fn store(&self, since: Option<Seq>) {
         self.0.store(encode(since), Ordering::Release);
     }
 }

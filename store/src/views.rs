@@ -54,15 +54,14 @@ impl StoreView {
     /// [`DbError::ViewFailed`] or [`DbError::Closed`].
     pub async fn live(&self) -> Result<(), DbError> {
         match self {
-            StoreView::Count(h) => drop(h.live().await?),
-            StoreView::Sum(h) => drop(h.live().await?),
-            StoreView::Extreme(h) => drop(h.live().await?),
-            StoreView::CountBy(h) => drop(h.live().await?),
-            StoreView::Index(h) => drop(h.live().await?),
-            StoreView::Kv(h) => drop(h.live().await?),
-            StoreView::Query(h) => drop(h.live().await?),
+            StoreView::Count(h) => h.live().await,
+            StoreView::Sum(h) => h.live().await,
+            StoreView::Extreme(h) => h.live().await,
+            StoreView::CountBy(h) => h.live().await,
+            StoreView::Index(h) => h.live().await,
+            StoreView::Kv(h) => h.live().await,
+            StoreView::Query(h) => h.live().await,
         }
-        Ok(())
     }
 
     /// The value of a reduce view as JSON, once it has caught up; `None` for indexes and the

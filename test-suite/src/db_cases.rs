@@ -6,8 +6,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use flume_core::{
-    AppendError, Bytes, Db, DbError, DbOptions, Item, Log, LogError, Postcard, ReadRange, Seq,
-    StreamOpts, ViewState, async_trait,
+    AppendError, Bytes, Db, DbError, DbOptions, FEED_QUEUE, Item, Log, LogError, Postcard,
+    ReadRange, Seq, StreamOpts, ViewState, async_trait,
 };
 use futures::{FutureExt, TryStreamExt};
 use tokio::sync::watch;
@@ -363,39 +363,45 @@ async fn status<F: LogFactory>(f: F) {
 }
 
 async fn live<F: LogFactory>(f: F) {
-    let db = db(open(&f).await).await;
-    let seqs = db
-        .append_batch((0..200).map(|i| format!("r{i}")).collect())
+    let codec = CountingCodec::new(Postcard);
+    let decodes = codec.counter();
+    let db: Db<String> = Db::open_with(open(&f).await, Arc::new(codec), DbOptions::default())
         .await
         .unwrap();
-    let last = seqs.last().copied();
-    // Each view catches up on 200 records alone, then joins the feed; `ready` may return in
-    // between, `live` may not.
-    for round in 0..50 {
-        let h = db
-            .use_view(&format!("v{round}"), TestView::new())
-            .await
-            .unwrap();
-        let v = h.live().await.unwrap();
-        assert_eq!(v.values().len(), 200, "round {round}");
-        let s = h.status();
-        assert_eq!(
-            (s.since, s.lag, s.state),
-            (last, 0, ViewState::Live),
-            "round {round}"
-        );
-    }
+    // A live view stuck in its first apply, then more records than its queue holds: the feed
+    // is left waiting to deliver, so it answers no join until the view is released.
     let (stuck, release) = TestView::new().gated();
-    let h = db.use_view("stuck", stuck).await.unwrap();
+    let a = db.use_view("stuck", stuck.clone()).await.unwrap();
+    a.live().await.unwrap();
+    let mut last = None;
+    for i in 0..=FEED_QUEUE as u64 + 1 {
+        last = Some(db.append(format!("r{i}")).await.unwrap());
+        // The feed decodes each record once: it has read this one and is delivering it.
+        while decodes.load(Ordering::SeqCst) < i + 1 {
+            tokio::task::yield_now().await;
+        }
+        // The first batch alone is in the stuck apply; the rest fill the queue.
+        while i == 0 && stuck.lock().at_gate == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    // A second view catches up on its own and is readable, but cannot join the feed yet.
+    let b = db.use_view("late", TestView::new()).await.unwrap();
+    assert_eq!(b.ready().await.unwrap().values().len(), FEED_QUEUE + 2);
+    let s = b.status();
+    assert_eq!((s.since, s.lag, s.state), (last, 0, ViewState::Building));
     assert!(
-        h.live().now_or_never().is_none(),
-        "a view that cannot catch up is not live"
+        b.live().now_or_never().is_none(),
+        "not live before the feed takes it"
     );
     release.send_replace(true);
-    assert_eq!(h.live().await.unwrap().values().len(), 200);
-    assert_eq!(h.status().state, ViewState::Live);
+    for h in [&a, &b] {
+        h.live().await.unwrap();
+        let s = h.status();
+        assert_eq!((s.since, s.lag, s.state), (last, 0, ViewState::Live));
+    }
     db.close().await.unwrap();
-    assert!(matches!(h.live().await, Err(DbError::Closed)));
+    assert!(matches!(b.live().await, Err(DbError::Closed)));
 }
 
 async fn decode_once<F: LogFactory>(f: F) {

@@ -56,6 +56,9 @@ pub struct TestViewState {
     pub destroys: usize,
     /// How many batches were applied.
     pub applies: usize,
+    /// How many applies of a [`gated`](TestView::gated) view reached the gate (counted before
+    /// they wait there).
+    pub at_gate: usize,
     /// Broken invariants seen by `apply` (a batch out of order, or at or before `since`).
     pub violations: Vec<String>,
     /// When set, `open` reports the state as unreadable.
@@ -164,6 +167,7 @@ impl View<String> for TestView {
             tokio::time::sleep(delay).await;
         }
         if let Some(gate) = &self.gate {
+            self.lock().at_gate += 1;
             let mut gate = gate.clone();
             let _ = gate.wait_for(|open| *open).await;
         }

@@ -17,7 +17,7 @@ use super::{BenchRecord, Ctx};
 use crate::{Metric, Target};
 
 /// Puts per write transaction in the baseline: the size of the chunks views are fed.
-const TXN: usize = 8 * 1024;
+const TXN: usize = flume_core::VIEW_CHUNK;
 
 fn index_key(r: &BenchRecord) -> [Value; 2] {
     [Value::from(r.author.as_str()), Value::from(r.id)]

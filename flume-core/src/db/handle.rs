@@ -68,16 +68,19 @@ impl<V> ViewHandle<V> {
     }
 
     /// Wait until the view includes every record acknowledged now and is fed by the shared feed
-    /// ([`ViewState::Live`]), then give access to it.
+    /// ([`ViewState::Live`]): the wait [`Db::rebuild`](crate::Db::rebuild) ends with.
     ///
     /// Reads need only [`ready`](ViewHandle::ready). This is for reports of a view's
-    /// [`status`](ViewHandle::status): a view that has just caught up on its own (after an open
-    /// or a rebuild) is readable at once, but says `Building` until it has joined the feed.
+    /// [`status`](ViewHandle::status): a view that has caught up on its own (after an open or a
+    /// rebuild) is readable at once, but says `Building` until the feed has taken it, which the
+    /// feed does between deliveries (so a feed held up by a slow live view keeps it waiting).
     ///
     /// # Errors
     /// As [`ready`](ViewHandle::ready).
-    pub async fn live(&self) -> Result<&V, DbError> {
-        self.wait(self.gate.log.current_since(), Need::Live).await
+    pub async fn live(&self) -> Result<(), DbError> {
+        self.gate
+            .wait(&self.name, self.gate.log.current_since(), Need::Live)
+            .await
     }
 
     /// Wait until the view includes the record at `seq` (which may not be appended yet).
@@ -93,7 +96,7 @@ impl<V> ViewHandle<V> {
     /// # Errors
     /// [`DbError::ViewFailed`] or [`DbError::Closed`].
     pub fn stale(&self) -> Result<&V, DbError> {
-        self.check(&self.gate.progress.borrow())?;
+        self.gate.check(&self.name, &self.gate.progress.borrow())?;
         Ok(&self.view)
     }
 
@@ -109,24 +112,35 @@ impl<V> ViewHandle<V> {
     }
 
     async fn wait(&self, target: Option<Seq>, need: Need) -> Result<&V, DbError> {
+        self.gate.wait(&self.name, target, need).await?;
+        Ok(&self.view)
+    }
+}
+
+impl Gate {
+    /// Wait until the view (named `name` in errors) includes `target`, and is live if `need`
+    /// says so.
+    pub(crate) async fn wait(
+        &self,
+        name: &str,
+        target: Option<Seq>,
+        need: Need,
+    ) -> Result<(), DbError> {
         // The view's worker stores `readable` after the view applied its records (release), so
         // seeing the target there (acquire) means the view's writes are visible here. It holds
         // no state beyond usable: waiting for `Live` takes the watch.
-        if need == Need::Reached
-            && !self.gate.closed.is_closed()
-            && self.gate.readable.reached(target)
-        {
-            return Ok(&self.view);
+        if need == Need::Reached && !self.closed.is_closed() && self.readable.reached(target) {
+            return Ok(());
         }
-        let mut progress = self.gate.progress.clone();
-        let mut closed = self.gate.closed.subscribe();
+        let mut progress = self.progress.clone();
+        let mut closed = self.closed.subscribe();
         loop {
             {
                 let p = progress.borrow_and_update();
-                self.check(&p)?;
+                self.check(name, &p)?;
                 if reached(p.since, target) && (need == Need::Reached || p.state == ViewState::Live)
                 {
-                    return Ok(&self.view);
+                    return Ok(());
                 }
             }
             tokio::select! {
@@ -136,13 +150,14 @@ impl<V> ViewHandle<V> {
         }
     }
 
-    fn check(&self, p: &Progress) -> Result<(), DbError> {
-        if self.gate.closed.is_closed() {
+    /// A failed view or a closed database is an error.
+    fn check(&self, name: &str, p: &Progress) -> Result<(), DbError> {
+        if self.closed.is_closed() {
             return Err(DbError::Closed);
         }
         match &p.state {
             ViewState::Failed(reason) => Err(DbError::ViewFailed {
-                view: self.name.to_string(),
+                view: name.to_string(),
                 reason: reason.clone(),
             }),
             ViewState::Closed => Err(DbError::Closed),
@@ -153,7 +168,7 @@ impl<V> ViewHandle<V> {
 
 /// What a wait on a view waits for, besides not failed and not closed.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Need {
+pub(crate) enum Need {
     /// The view includes the target.
     Reached,
     /// And is fed by the shared feed.

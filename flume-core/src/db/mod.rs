@@ -16,16 +16,16 @@ use futures::{Stream, StreamExt};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+pub use feed::FEED_QUEUE;
 pub use handle::ViewHandle;
 pub use status::{QueueStats, ViewState, ViewStatus};
 
 use self::feed::{Feed, Join};
-use self::handle::Gate;
+use self::handle::{Gate, Need};
 use self::status::{Progress, Readable};
 use self::worker::{Command, Worker};
 use crate::lock::lock;
 use crate::log::stream_owned_with;
-use crate::seq::reached;
 use crate::{
     AppendError, Codec, DbError, Item, Log, LogError, ReadRange, RecordReader, Seq, StreamOpts,
     View, ViewError,
@@ -36,7 +36,7 @@ use crate::{
 /// a view's store may pay per `apply` rather than per record: an LMDB transaction rewrites every
 /// B-tree page it touches, and scattered index keys touch about as many pages for 1,024 records as
 /// for 8,192 (docs/design.md §1 has the figure).
-const CHUNK: usize = 8 * 1024;
+pub const VIEW_CHUNK: usize = 8 * 1024;
 
 /// Default bound on bytes handed to the log and not yet acknowledged.
 pub const DEFAULT_APPEND_QUEUE_BYTES: u64 = 64 << 20;
@@ -131,7 +131,8 @@ type WorkerTask = JoinHandle<Result<(), ViewError>>;
 
 struct Entry {
     version: u32,
-    progress: watch::Receiver<Progress>,
+    /// What the view's handles wait on; `rebuild` waits on it too.
+    gate: Gate,
     commands: mpsc::Sender<Command>,
 }
 
@@ -177,7 +178,7 @@ pub(crate) fn chunk_range(lower: Bound<Seq>, target: Option<Seq>) -> Option<Read
         lower,
         upper,
         reverse: false,
-        max: CHUNK,
+        max: VIEW_CHUNK,
         max_bytes: crate::READ_BYTES,
         values: true,
     })
@@ -266,6 +267,13 @@ impl<T: Send + Sync + 'static> Db<T> {
             state: ViewState::Opening,
         });
         let (commands_tx, commands) = mpsc::channel(8);
+        let readable = Arc::new(Readable::default());
+        let gate = Gate {
+            progress,
+            readable: Arc::clone(&readable),
+            log: Arc::clone(&self.shared.log),
+            closed: Arc::clone(&self.shared.closed),
+        };
         {
             let mut views = lock(&self.shared.views);
             if views.contains_key(&name) {
@@ -273,18 +281,17 @@ impl<T: Send + Sync + 'static> Db<T> {
             }
             let entry = Entry {
                 version,
-                progress: progress.clone(),
+                gate: gate.clone(),
                 commands: commands_tx,
             };
             views.insert(Arc::clone(&name), entry);
         }
         let (started_tx, started) = oneshot::channel();
-        let readable = Arc::new(Readable::default());
         let worker = Worker {
             shared: Arc::clone(&self.shared),
             view: Arc::clone(&view) as Arc<dyn View<T>>,
             progress: progress_tx,
-            readable: Arc::clone(&readable),
+            readable,
             commands,
             joins: self.shared.joins.clone(),
             shutdown: self.shared.closed.subscribe(),
@@ -293,12 +300,6 @@ impl<T: Send + Sync + 'static> Db<T> {
         };
         lock(&self.shared.tasks).push((Arc::clone(&name), tokio::spawn(worker.run())));
         let _ = started.await;
-        let gate = Gate {
-            progress,
-            readable,
-            log: Arc::clone(&self.shared.log),
-            closed: Arc::clone(&self.shared.closed),
-        };
         Ok(ViewHandle::new(name, version, view, gate))
     }
 
@@ -395,23 +396,23 @@ impl<T: Send + Sync + 'static> Db<T> {
     /// [`DbError::Closed`].
     pub async fn rebuild(&self, name: Option<&str>) -> Result<(), DbError> {
         self.check_open()?;
-        let targets: Vec<(Arc<str>, watch::Receiver<Progress>, mpsc::Sender<Command>)> = {
+        let targets: Vec<(Arc<str>, Gate, mpsc::Sender<Command>)> = {
             let views = lock(&self.shared.views);
             match name {
                 Some(n) => {
                     let (k, e) = views
                         .get_key_value(n)
                         .ok_or_else(|| DbError::UnknownView(n.into()))?;
-                    vec![(Arc::clone(k), e.progress.clone(), e.commands.clone())]
+                    vec![(Arc::clone(k), e.gate.clone(), e.commands.clone())]
                 }
                 None => views
                     .iter()
-                    .map(|(k, e)| (Arc::clone(k), e.progress.clone(), e.commands.clone()))
+                    .map(|(k, e)| (Arc::clone(k), e.gate.clone(), e.commands.clone()))
                     .collect(),
             }
         };
         let target = self.since();
-        for (name, mut progress, commands) in targets {
+        for (name, gate, commands) in targets {
             let (reply, done) = oneshot::channel();
             commands
                 .send(Command::Rebuild(reply))
@@ -422,25 +423,8 @@ impl<T: Send + Sync + 'static> Db<T> {
                 view: name.to_string(),
                 reason,
             })?;
-            let progress = progress
-                .wait_for(|p| match p.state {
-                    // Caught up and back on the shared feed.
-                    ViewState::Live => reached(p.since, target),
-                    ViewState::Failed(_) | ViewState::Closed => true,
-                    _ => false,
-                })
-                .await
-                .map_err(|_| DbError::Closed)?;
-            match &progress.state {
-                ViewState::Failed(reason) => {
-                    return Err(DbError::ViewFailed {
-                        view: name.to_string(),
-                        reason: reason.clone(),
-                    });
-                }
-                ViewState::Closed => return Err(DbError::Closed),
-                _ => {}
-            }
+            // Caught up and back on the shared feed.
+            gate.wait(&name, target, Need::Live).await?;
         }
         Ok(())
     }
@@ -450,7 +434,7 @@ impl<T: Send + Sync + 'static> Db<T> {
         let log_since = self.since();
         lock(&self.shared.views)
             .iter()
-            .map(|(name, e)| ViewStatus::new(name, e.version, &e.progress.borrow(), log_since))
+            .map(|(name, e)| ViewStatus::new(name, e.version, &e.gate.progress.borrow(), log_since))
             .collect()
     }
 

@@ -39,7 +39,7 @@ impl fmt::Display for ViewState {
 /// One word holds both whether the view is usable and its `since`, so that a reader never pairs
 /// one state's flag with another's `since` (say "usable" of a view just emptied for a rebuild with
 /// the `since` it had before). `UNUSABLE` marks a failed or closed view; otherwise the word is
-/// `since` encoded as [`AtomicSince`](crate::AtomicSince) stores it. A `since` too large to
+/// `since` encoded as [`AtomicSince`](crate::seq::AtomicSince) stores it. A `since` too large to
 /// encode (or encoded as `UNUSABLE`) reads as unusable, which only sends readers to the slow path.
 #[derive(Debug)]
 pub(crate) struct Readable(AtomicU64);

@@ -262,9 +262,9 @@ impl<T: Send + Sync + 'static> Worker<T> {
 }
 
 /// A live view stops taking queued batches into one `apply` once it holds this many records; the
-/// check comes before each batch, so one `apply` holds fewer than this plus one batch. What it
-/// takes frees queue slots, so a view holds at most its queue's worth of batches twice.
-const COALESCE: usize = super::CHUNK;
+/// check comes before each batch, so one `apply` holds fewer than this plus one batch. (What it
+/// takes frees queue slots the feed may refill meanwhile: the bound is in records, not batches.)
+const COALESCE: usize = super::VIEW_CHUNK;
 
 /// `first` and the batches already queued behind it (see [`COALESCE`]), so that a view
 /// that fell behind (its writes waiting on a shared LMDB commit, say) catches up in fewer, larger

@@ -4,8 +4,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use tokio::sync::watch;
 
+use crate::Seq;
 use crate::lock::lock;
-use crate::{AtomicSince, Seq};
+use crate::seq::AtomicSince;
 
 /// A log's acknowledged `since`, kept the way [`Log`](crate::Log) needs it: one lock-free word for
 /// [`current_since`](crate::Log::current_since), one watch channel for the streams and views that
@@ -48,7 +49,7 @@ impl SinceCell {
     /// An open cell holding `since` (the last record found on open, `None` for an empty log).
     ///
     /// # Panics
-    /// For a seq of `u64::MAX`, as [`AtomicSince::new`].
+    /// For a seq of `u64::MAX` (no log reaches it: seqs are offsets or counts).
     pub fn new(since: Option<Seq>) -> Self {
         let (tx, rx) = watch::channel(since);
         SinceCell {
@@ -78,7 +79,7 @@ impl SinceCell {
     /// Publish `since` if the cell is open; whether it was.
     ///
     /// # Panics
-    /// For a seq of `u64::MAX`, as [`AtomicSince::new`].
+    /// For a seq of `u64::MAX` (no log reaches it: seqs are offsets or counts).
     pub fn publish(&self, since: Seq) -> bool {
         self.hold().map(|p| p.publish(since)).is_some()
     }
@@ -98,12 +99,12 @@ impl SincePublisher<'_> {
     /// Make `since` the cell's value: stored, then sent.
     ///
     /// # Panics
-    /// For a seq of `u64::MAX`, as [`AtomicSince::new`].
+    /// For a seq of `u64::MAX` (no log reaches it: seqs are offsets or counts).
     pub fn publish(&self, since: Seq) {
         self.now.store(Some(since));
-        if let Some(tx) = self.tx.as_ref() {
-            tx.send_replace(Some(since));
-        }
+        // `hold` builds a publisher only over an open cell, and the guard keeps it open.
+        let tx = self.tx.as_ref().expect("a held cell is open");
+        tx.send_replace(Some(since));
     }
 }
 
@@ -112,32 +113,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_held_cell_excludes_close_until_released() {
-        let cell = std::sync::Arc::new(SinceCell::new(Some(Seq(1))));
+    fn a_close_keeps_the_last_value_and_ends_publishing() {
+        let cell = SinceCell::new(Some(Seq(1)));
         let rx = cell.subscribe();
-        let held = cell.hold().expect("open");
-        let closer = {
-            let cell = std::sync::Arc::clone(&cell);
-            std::thread::spawn(move || cell.close())
-        };
-        held.publish(Seq(2));
-        drop(held);
-        assert!(
-            closer.join().unwrap(),
-            "the close ran once the cell was released"
-        );
-        assert_eq!(
-            cell.load(),
-            Some(Seq(2)),
-            "the publish made before the close stands"
-        );
-        assert_eq!(
-            *rx.borrow(),
-            Some(Seq(2)),
-            "and was sent before the channel closed"
-        );
+        cell.hold().expect("open").publish(Seq(2));
+        assert!(cell.close(), "the first close closes");
+        assert!(!cell.close(), "only the first");
         assert!(cell.hold().is_none() && !cell.is_open());
-        assert!(!cell.close(), "only the first close closes");
+        assert!(!cell.publish(Seq(3)), "nothing is published after close");
+        assert_eq!((cell.load(), *rx.borrow()), (Some(Seq(2)), Some(Seq(2))));
+        assert!(
+            rx.has_changed().is_err(),
+            "receivers see the channel closed"
+        );
     }
 
     #[test]
