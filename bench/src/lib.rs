@@ -56,11 +56,6 @@ where
     S: Into<OsString> + Clone,
 {
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
-    if let [_, flag, dir, records] = args.as_slice()
-        && flag == workloads::RSS_CHILD
-    {
-        return workloads::rss_child(&dir.to_string_lossy(), &records.to_string_lossy());
-    }
     if let [_, flag, name, dir, records] = args.as_slice()
         && flag == WORKLOAD_CHILD
     {
@@ -104,11 +99,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// The argument that makes this program run one workload and print its metrics as JSON.
 const WORKLOAD_CHILD: &str = "--internal-workload-child";
 
-/// Whether `arg` (the first argument) is one of those the harness passes when it re-executes
-/// `current_exe()` to run part of itself in a child process. A program that embeds the harness
+/// Whether `arg` (the first argument) is the one the harness passes when it re-executes
+/// `current_exe()` to run a workload in a child process. A program that embeds the harness
 /// (`flume bench`) hands such invocations to [`main_with_args`] whole.
 pub fn is_internal_child(arg: &OsStr) -> bool {
-    arg == WORKLOAD_CHILD || arg == workloads::RSS_CHILD
+    arg == WORKLOAD_CHILD
 }
 
 /// Run one workload in a process of its own, so that its figures do not depend on what ran before

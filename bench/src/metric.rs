@@ -33,7 +33,7 @@ impl fmt::Display for Target {
 
 /// One measured figure.
 ///
-/// Workloads name their metrics with literals; the names are owned once they have come back
+/// Names are literals or built from a workload's name; they are owned once they have come back
 /// from the child process that ran the workload.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Metric {
@@ -51,9 +51,9 @@ pub struct Metric {
 
 impl Metric {
     /// A figure with no goal.
-    pub fn new(name: &'static str, value: f64, unit: &'static str) -> Self {
+    pub fn new(name: impl Into<Cow<'static, str>>, value: f64, unit: &'static str) -> Self {
         Metric {
-            name: Cow::Borrowed(name),
+            name: name.into(),
             value,
             unit: Cow::Borrowed(unit),
             target: None,
@@ -68,8 +68,8 @@ impl Metric {
     }
 
     /// Read beside `baseline`.
-    pub fn beside(mut self, baseline: &'static str) -> Self {
-        self.baseline = Some(Cow::Borrowed(baseline));
+    pub fn beside(mut self, baseline: impl Into<Cow<'static, str>>) -> Self {
+        self.baseline = Some(baseline.into());
         self
     }
 }

@@ -479,20 +479,6 @@ fn bench_runs_flume_bench() {
         .success()
         .stdout(predicate::str::contains("Usage: flume bench"));
     bare().args(["bench", "nope"]).assert().failure();
-    // flume-bench's RSS workload re-executes this binary with its internal argument.
-    let out = bare()
-        .args([
-            "--internal-rss-child",
-            tmp.path().join("rss").to_str().unwrap(),
-            "1000",
-        ])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let kib: f64 = String::from_utf8(out).unwrap().trim().parse().unwrap();
-    assert!(kib > 0.0);
     // Each workload runs in a child process, which is this binary again.
     let out = bare()
         .args(["bench", "--json", "--records", "2000", "--dir"])

@@ -7,8 +7,6 @@ mod server;
 mod stream;
 mod views;
 
-pub(crate) use reopen::{RSS_CHILD, rss_child};
-
 use std::path::PathBuf;
 
 use anyhow::bail;

@@ -1,19 +1,14 @@
-//! Reopen time of a 1 GiB log, and peak memory while appending 10M records (in a child process,
-//! so the figure is this workload's alone).
+//! Reopen time of a 1 GiB log, and peak memory while appending 10M records.
 
-use std::process::Command;
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use flume_core::Log;
 use flume_log_offset::{Durability, OffsetLog, Options};
 
 use super::Ctx;
-use super::append::{BATCH, RECORD, fill};
+use super::append::{RECORD, fill};
 use crate::{Metric, Target};
-
-/// The argument that makes the bench binary run the RSS child instead of the harness.
-pub(crate) const RSS_CHILD: &str = "--internal-rss-child";
 
 pub(crate) async fn reopen(ctx: &Ctx) -> anyhow::Result<Vec<Metric>> {
     let dir = ctx.dir.join("reopen");
@@ -33,49 +28,26 @@ pub(crate) async fn reopen(ctx: &Ctx) -> anyhow::Result<Vec<Metric>> {
     ])
 }
 
+/// Peak memory (VmHWM) after appending 10M durable 100-byte records in batches. The workload
+/// runs in a process of its own, so the peak is its alone.
 pub(crate) async fn rss(ctx: &Ctx) -> anyhow::Result<Vec<Metric>> {
     let dir = ctx.dir.join("rss");
-    let exe = std::env::current_exe()?;
-    let out = Command::new(exe)
-        .arg(RSS_CHILD)
-        .arg(&dir)
-        .arg("10000000")
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "the RSS child failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let kib: f64 = text
+    let log = OffsetLog::open(&dir)?;
+    fill(&log, 10_000_000).await?;
+    log.close().await?;
+    drop(log);
+    std::fs::remove_dir_all(&dir)?;
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .context("no VmHWM in /proc/self/status")?
+        .trim()
+        .trim_end_matches("kB")
         .trim()
         .parse()
-        .with_context(|| format!("RSS child printed {text:?}"))?;
-    std::fs::remove_dir_all(&dir)?;
+        .context("VmHWM is not a number")?;
     Ok(vec![
         Metric::new("rss_mb_append_10m", kib / 1024.0, "MB").target(Target::AtMost(64.0)),
     ])
-}
-
-/// In the child: append `records` durable 100-byte records in batches, then print the peak RSS
-/// (VmHWM) in KiB.
-pub(crate) fn rss_child(dir: &str, records: &str) -> anyhow::Result<()> {
-    let records: u64 = records.parse()?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
-        let log = OffsetLog::open(dir)?;
-        fill(&log, records.div_ceil(BATCH as u64) * BATCH as u64).await?;
-        log.close().await?;
-        anyhow::Ok(())
-    })?;
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    let hwm = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .context("no VmHWM in /proc/self/status")?;
-    println!("{}", hwm.trim().trim_end_matches("kB").trim());
-    Ok(())
 }
