@@ -13,7 +13,9 @@
 //! sees a snapshot older than a commit it was told about. The writer empties the idle lists after
 //! each commit (after replying to the writes); one put back just as that happened pins old pages
 //! only until the next commit or the next read on its shard, which finds it stale and closes
-//! its shard's whole list (tags only grow up a list, so all of it is stale).
+//! its shard's whole list. Almost always all of that list is stale too; a reader reads the
+//! generation before it takes the shard's lock to put its transaction back, so a current one can
+//! lie under an older one, and is then closed with it (which costs only a new `begin`).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -87,7 +89,7 @@ impl Readers {
             let mut idle = shard.idle();
             match idle.pop() {
                 Some(tagged) if tagged.0 == current => Some(tagged),
-                // Older than a commit, and so is everything under it.
+                // Older than a commit, and so (almost always) is everything under it.
                 Some(_) => {
                     idle.clear();
                     None
@@ -196,6 +198,23 @@ mod tests {
             tag(&fresh),
             Some(1),
             "a transaction older than a commit was reused"
+        );
+    }
+
+    #[test]
+    fn a_stale_idle_transaction_closes_its_whole_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let lmdb = Lmdb::open(dir.path()).unwrap();
+        let env = &lmdb.inner.env;
+        let readers = Readers::new();
+        let (a, b) = (readers.begin(env).unwrap(), readers.begin(env).unwrap());
+        drop((a, b));
+        assert_eq!(readers.shard().idle().len(), 2);
+        readers.generation.fetch_add(1, Ordering::AcqRel);
+        let _fresh = readers.begin(env).unwrap();
+        assert!(
+            readers.shard().idle().is_empty(),
+            "the stale one under the top was kept"
         );
     }
 }

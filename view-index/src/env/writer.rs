@@ -97,7 +97,6 @@ impl Writer {
                         // Keep the queue's order: writes before the table, then the table.
                         self.commit(std::mem::take(&mut group));
                         let _ = reply.send(self.create_table(&name));
-                        self.readers.close_idle();
                     }
                 }
                 if group.len() < GROUP {
@@ -105,6 +104,9 @@ impl Writer {
                 }
             }
             self.commit(group);
+            // Once per round, off the path to the replies: they only needed the generation
+            // bumped (each commit does that).
+            self.readers.close_idle();
         }
     }
 
@@ -114,8 +116,6 @@ impl Writer {
             match self.attempt(&mut group) {
                 Ok(()) => {
                     group.drain(..).for_each(|job| job.finish(Ok(())));
-                    // Off the path to the replies: they only needed the generation bumped.
-                    self.readers.close_idle();
                 }
                 Err(Failure::Job(i, e)) => group.remove(i).finish(Err(LmdbError::Lmdb(e))),
                 Err(Failure::MapFull) => {

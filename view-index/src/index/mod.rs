@@ -37,6 +37,15 @@ impl Default for IndexOps {
     }
 }
 
+/// What [`IndexOps::push`] records.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Put,
+    /// Put with the record's seq appended to the key.
+    PutUnique,
+    Delete,
+}
+
 /// One operation: its key is `keys[start..end]`.
 #[derive(Clone, Copy, Debug)]
 struct Row {
@@ -50,24 +59,24 @@ impl IndexOps {
     /// Point `key` (a tuple of document values) at the record being indexed. A later put of the
     /// same key points it at the later record.
     pub fn put<K: AsRef<[Value]>>(&mut self, key: K) {
-        self.push(key.as_ref(), true, false);
+        self.push(key.as_ref(), Op::Put);
     }
 
     /// Put `key` followed by the record's seq (as a number), so every record keeps its own
     /// entry even when the values are equal; read them all with a prefix of `key`.
     pub fn put_unique<K: AsRef<[Value]>>(&mut self, key: K) {
-        self.push(key.as_ref(), true, true);
+        self.push(key.as_ref(), Op::PutUnique);
     }
 
     /// Remove `key` from the index.
     pub fn delete<K: AsRef<[Value]>>(&mut self, key: K) {
-        self.push(key.as_ref(), false, false);
+        self.push(key.as_ref(), Op::Delete);
     }
 
-    fn push(&mut self, tuple: &[Value], put: bool, unique: bool) {
+    fn push(&mut self, tuple: &[Value], op: Op) {
         let start = self.keys.len();
         key::encode_into(tuple, &mut self.keys);
-        if unique {
+        if op == Op::PutUnique {
             key::encode_value(&Value::from(self.seq.0), &mut self.keys);
         }
         let (end, seq) = (self.keys.len(), self.seq);
@@ -75,7 +84,7 @@ impl IndexOps {
             start,
             end,
             seq,
-            put,
+            put: op != Op::Delete,
         });
     }
 
