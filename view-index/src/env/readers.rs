@@ -174,12 +174,17 @@ mod tests {
     use super::*;
     use crate::Lmdb;
 
-    #[test]
-    fn a_transaction_from_before_a_commit_is_never_reused() {
+    /// An environment in a fresh directory (kept alive by the first) and an empty reader cache.
+    fn fixture() -> (tempfile::TempDir, Lmdb, Readers) {
         let dir = tempfile::tempdir().unwrap();
         let lmdb = Lmdb::open(dir.path()).unwrap();
+        (dir, lmdb, Readers::new())
+    }
+
+    #[test]
+    fn a_transaction_from_before_a_commit_is_never_reused() {
+        let (_dir, lmdb, readers) = fixture();
         let env = &lmdb.inner.env;
-        let readers = Readers::new();
         let tag = |r: &Reader<'_>| r.txn.as_ref().map(|t| t.0);
 
         drop(readers.begin(env).unwrap());
@@ -203,10 +208,8 @@ mod tests {
 
     #[test]
     fn a_stale_idle_transaction_closes_its_whole_list() {
-        let dir = tempfile::tempdir().unwrap();
-        let lmdb = Lmdb::open(dir.path()).unwrap();
+        let (_dir, lmdb, readers) = fixture();
         let env = &lmdb.inner.env;
-        let readers = Readers::new();
         let (a, b) = (readers.begin(env).unwrap(), readers.begin(env).unwrap());
         drop((a, b));
         assert_eq!(readers.shard().idle().len(), 2);
