@@ -46,7 +46,7 @@ pub(crate) fn reached(have: Option<Seq>, want: Option<Seq>) -> bool {
 /// gated reads running on many threads at once.
 ///
 /// Stored as `seq + 1`, `0` meaning `None` (a seq of `u64::MAX` cannot be stored).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct AtomicSince(AtomicU64);
 
 impl AtomicSince {

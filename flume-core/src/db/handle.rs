@@ -15,7 +15,6 @@ use crate::{DbError, Log, Seq};
 /// acknowledged when it was called, so a caller always reads its own writes. View crates add their
 /// read methods on top of it.
 pub struct ViewHandle<V> {
-    name: Arc<str>,
     version: u32,
     view: Arc<V>,
     gate: Gate,
@@ -24,7 +23,6 @@ pub struct ViewHandle<V> {
 impl<V> Clone for ViewHandle<V> {
     fn clone(&self) -> Self {
         ViewHandle {
-            name: Arc::clone(&self.name),
             version: self.version,
             view: Arc::clone(&self.view),
             gate: self.gate.clone(),
@@ -36,6 +34,8 @@ impl<V> Clone for ViewHandle<V> {
 /// `current_since`, the view's [`Readable`] and the closed flag; the watches are for waiting.
 #[derive(Clone)]
 pub(crate) struct Gate {
+    /// The view's name, for errors and status.
+    pub(crate) name: Arc<str>,
     pub(crate) progress: watch::Receiver<Progress>,
     pub(crate) readable: Arc<Readable>,
     pub(crate) log: Arc<dyn Log>,
@@ -43,9 +43,8 @@ pub(crate) struct Gate {
 }
 
 impl<V> ViewHandle<V> {
-    pub(crate) fn new(name: Arc<str>, version: u32, view: Arc<V>, gate: Gate) -> Self {
+    pub(crate) fn new(version: u32, view: Arc<V>, gate: Gate) -> Self {
         ViewHandle {
-            name,
             version,
             view,
             gate,
@@ -54,7 +53,7 @@ impl<V> ViewHandle<V> {
 
     /// The view's name.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.gate.name
     }
 
     /// Wait until the view includes every record acknowledged now, then give access to it.
@@ -78,9 +77,9 @@ impl<V> ViewHandle<V> {
     /// # Errors
     /// As [`ready`](ViewHandle::ready).
     pub async fn live(&self) -> Result<(), DbError> {
-        self.gate
-            .wait(&self.name, self.gate.log.current_since(), Need::Live)
+        self.wait(self.gate.log.current_since(), Need::Live)
             .await
+            .map(drop)
     }
 
     /// Wait until the view includes the record at `seq` (which may not be appended yet).
@@ -96,7 +95,7 @@ impl<V> ViewHandle<V> {
     /// # Errors
     /// [`DbError::ViewFailed`] or [`DbError::Closed`].
     pub fn stale(&self) -> Result<&V, DbError> {
-        self.gate.check(&self.name, &self.gate.progress.borrow())?;
+        self.gate.check(&self.gate.progress.borrow())?;
         Ok(&self.view)
     }
 
@@ -104,7 +103,7 @@ impl<V> ViewHandle<V> {
     pub fn status(&self) -> ViewStatus {
         let log_since = self.gate.log.current_since();
         ViewStatus::new(
-            &self.name,
+            &self.gate.name,
             self.version,
             &self.gate.progress.borrow(),
             log_since,
@@ -112,20 +111,14 @@ impl<V> ViewHandle<V> {
     }
 
     async fn wait(&self, target: Option<Seq>, need: Need) -> Result<&V, DbError> {
-        self.gate.wait(&self.name, target, need).await?;
+        self.gate.wait(target, need).await?;
         Ok(&self.view)
     }
 }
 
 impl Gate {
-    /// Wait until the view (named `name` in errors) includes `target`, and is live if `need`
-    /// says so.
-    pub(crate) async fn wait(
-        &self,
-        name: &str,
-        target: Option<Seq>,
-        need: Need,
-    ) -> Result<(), DbError> {
+    /// Wait until the view includes `target`, and is live if `need` says so.
+    pub(crate) async fn wait(&self, target: Option<Seq>, need: Need) -> Result<(), DbError> {
         // The view's worker stores `readable` after the view applied its records (release), so
         // seeing the target there (acquire) means the view's writes are visible here. It holds
         // no state beyond usable: waiting for `Live` takes the watch.
@@ -137,7 +130,7 @@ impl Gate {
         loop {
             {
                 let p = progress.borrow_and_update();
-                self.check(name, &p)?;
+                self.check(&p)?;
                 if reached(p.since, target) && (need == Need::Reached || p.state == ViewState::Live)
                 {
                     return Ok(());
@@ -151,13 +144,13 @@ impl Gate {
     }
 
     /// A failed view or a closed database is an error.
-    fn check(&self, name: &str, p: &Progress) -> Result<(), DbError> {
+    fn check(&self, p: &Progress) -> Result<(), DbError> {
         if self.closed.is_closed() {
             return Err(DbError::Closed);
         }
         match &p.state {
             ViewState::Failed(reason) => Err(DbError::ViewFailed {
-                view: name.to_string(),
+                view: self.name.to_string(),
                 reason: reason.clone(),
             }),
             ViewState::Closed => Err(DbError::Closed),

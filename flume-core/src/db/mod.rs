@@ -269,6 +269,7 @@ impl<T: Send + Sync + 'static> Db<T> {
         let (commands_tx, commands) = mpsc::channel(8);
         let readable = Arc::new(Readable::default());
         let gate = Gate {
+            name: Arc::clone(&name),
             progress,
             readable: Arc::clone(&readable),
             log: Arc::clone(&self.shared.log),
@@ -300,7 +301,7 @@ impl<T: Send + Sync + 'static> Db<T> {
         };
         lock(&self.shared.tasks).push((Arc::clone(&name), tokio::spawn(worker.run())));
         let _ = started.await;
-        Ok(ViewHandle::new(name, version, view, gate))
+        Ok(ViewHandle::new(version, view, gate))
     }
 
     /// Append one record and return its seq once it is acknowledged by the log.
@@ -397,23 +398,18 @@ impl<T: Send + Sync + 'static> Db<T> {
     /// [`DbError::Closed`].
     pub async fn rebuild(&self, name: Option<&str>) -> Result<(), DbError> {
         self.check_open()?;
-        let targets: Vec<(Arc<str>, Gate, mpsc::Sender<Command>)> = {
+        let targets: Vec<(Gate, mpsc::Sender<Command>)> = {
             let views = lock(&self.shared.views);
+            let target = |e: &Entry| (e.gate.clone(), e.commands.clone());
             match name {
-                Some(n) => {
-                    let (k, e) = views
-                        .get_key_value(n)
-                        .ok_or_else(|| DbError::UnknownView(n.into()))?;
-                    vec![(Arc::clone(k), e.gate.clone(), e.commands.clone())]
-                }
-                None => views
-                    .iter()
-                    .map(|(k, e)| (Arc::clone(k), e.gate.clone(), e.commands.clone()))
-                    .collect(),
+                Some(n) => vec![target(
+                    views.get(n).ok_or_else(|| DbError::UnknownView(n.into()))?,
+                )],
+                None => views.values().map(target).collect(),
             }
         };
         let target = self.since();
-        for (name, gate, commands) in targets {
+        for (gate, commands) in targets {
             let (reply, done) = oneshot::channel();
             commands
                 .send(Command::Rebuild(reply))
@@ -421,11 +417,11 @@ impl<T: Send + Sync + 'static> Db<T> {
                 .map_err(|_| DbError::Closed)?;
             let destroyed = done.await.map_err(|_| DbError::Closed)?;
             destroyed.map_err(|reason| DbError::ViewFailed {
-                view: name.to_string(),
+                view: gate.name.to_string(),
                 reason,
             })?;
             // Caught up and back on the shared feed.
-            gate.wait(&name, target, Need::Live).await?;
+            gate.wait(target, Need::Live).await?;
         }
         Ok(())
     }

@@ -129,7 +129,7 @@ mod tests {
     }
 
     #[test]
-    fn a_receiver_woken_by_a_publish_loads_it() {
+    fn a_publish_reaches_the_word_and_the_channel() {
         let cell = SinceCell::new(None);
         let mut rx = cell.subscribe();
         assert_eq!(cell.load(), None);
