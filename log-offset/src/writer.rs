@@ -184,7 +184,8 @@ impl Writer {
         let _ = self.sync();
     }
 
-    /// Add the queued messages to `g` until it is full or meets a control message.
+    /// Add the queued messages to `g` until it is full or meets a control message, then count
+    /// the group's appends not yet counted as taken (before any wait or `queued` read).
     fn take_queued(&self, g: &mut Gathered) {
         while g.open() {
             match self.try_next() {
@@ -192,14 +193,10 @@ impl Writer {
                 None => break,
             }
         }
-    }
-
-    /// Count an append taken off the queue.
-    fn took(&self, msg: Msg) -> Msg {
-        if let (Msg::Append(_), Some(gather)) = (&msg, &self.gather) {
-            gather.taken_one();
+        if let Some(gather) = &self.gather {
+            gather.taken(g.group.len() - g.counted);
+            g.counted = g.group.len();
         }
-        msg
     }
 
     /// The next message (polled for when a lone appender awaits each batch). A writer that found
@@ -214,16 +211,15 @@ impl Writer {
                 Err(RecvTimeoutError::Disconnected) => Some(Err(RecvError)),
             }
         };
-        let msg = msg.unwrap_or_else(|| {
+        msg.unwrap_or_else(|| {
             self.retired.clear();
             self.rx.recv()
-        });
-        msg.map(|m| self.took(m))
+        })
     }
 
     /// The next message if one is queued.
     fn try_next(&self) -> Option<Msg> {
-        self.rx.try_recv().ok().map(|m| self.took(m))
+        self.rx.try_recv().ok()
     }
 
     /// File position where the next frame goes.
@@ -395,6 +391,8 @@ impl Writer {
 #[derive(Default)]
 struct Gathered {
     group: Vec<Request>,
+    /// Appends of `group` already counted as taken by the [`Gather`].
+    counted: usize,
     bytes: u64,
     /// A control message, handled after the group.
     control: Option<Msg>,

@@ -288,6 +288,51 @@ async fn concurrent_appenders_share_syncs() {
     assert!(used < alone, "{used} operations for {alone} batches");
 }
 
+/// Batches queued while a sync is in progress go out together after it: one write and one sync
+/// for all of them (group commit), whatever the scheduling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_queued_behind_a_sync_share_the_next_write_and_sync() {
+    let storage = Arc::new(SimStorage::new());
+    let log = Arc::new(OffsetLog::open_storage(storage.clone(), Options::new()).unwrap());
+    let opened = storage.ops();
+    storage.hold_syncs();
+    let first = tokio::spawn({
+        let log = log.clone();
+        async move { log.append(Bytes::from("first")).await.unwrap() }
+    });
+    // Once the first batch is written, the writer is in (or entering) its held sync.
+    while storage.ops() == opened {
+        tokio::task::yield_now().await;
+    }
+    let values: Vec<Bytes> = (0..16).map(|i| Bytes::from(format!("b{i}"))).collect();
+    let mut queued: Vec<_> = values
+        .iter()
+        .map(|v| Box::pin(log.append(v.clone())))
+        .collect();
+    for append in &mut queued {
+        // The first poll queues the batch; the acknowledgement is what stays pending.
+        assert!(futures::poll!(append.as_mut()).is_pending());
+    }
+    storage.release_syncs();
+    let first = first.await.unwrap();
+    let mut seqs = Vec::new();
+    for append in queued {
+        seqs.push(append.await.unwrap());
+    }
+    assert_eq!(
+        storage.ops() - opened,
+        4,
+        "the first batch's write and sync, then one of each for the 16 queued behind it"
+    );
+    let got = log
+        .read(range(Bound::Unbounded, Bound::Unbounded, false))
+        .await
+        .unwrap();
+    let mut want = vec![(first, Bytes::from("first"))];
+    want.extend(seqs.into_iter().zip(values));
+    assert_eq!(got, want);
+}
+
 #[tokio::test]
 async fn closed_log_refuses_everything() {
     let log = OffsetLog::open_storage(Arc::new(SimStorage::new()), Options::new()).unwrap();

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use super::{LockError, LockGuard, Storage, StorageFile};
 
@@ -74,6 +74,8 @@ impl Fault {
 #[derive(Clone, Default)]
 pub struct SimStorage {
     inner: Arc<Mutex<Sim>>,
+    /// While true, file syncs wait (see [`hold_syncs`](Self::hold_syncs)).
+    syncs_held: Arc<(Mutex<bool>, Condvar)>,
 }
 
 #[derive(Default, Clone)]
@@ -143,6 +145,27 @@ impl SimStorage {
         self.sim().ops
     }
 
+    /// Make every file sync wait, outside the storage's lock, until
+    /// [`release_syncs`](Self::release_syncs): appends then queue up behind a sync in progress,
+    /// as behind a slow disk.
+    pub fn hold_syncs(&self) {
+        *relock(&self.syncs_held.0) = true;
+    }
+
+    /// Let held and later file syncs run.
+    pub fn release_syncs(&self) {
+        *relock(&self.syncs_held.0) = false;
+        self.syncs_held.1.notify_all();
+    }
+
+    fn wait_while_syncs_held(&self) {
+        let (held, released) = &*self.syncs_held;
+        let mut held = relock(held);
+        while *held {
+            held = released.wait(held).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
     /// True once the simulated power loss happened.
     pub fn crashed(&self) -> bool {
         self.sim().crashed.is_some()
@@ -155,6 +178,7 @@ impl SimStorage {
         let at = sim.crashed.as_deref().unwrap_or(&sim);
         SimStorage {
             inner: Arc::new(Mutex::new(at.image(seed))),
+            syncs_held: Arc::default(),
         }
     }
 
@@ -188,8 +212,13 @@ impl SimStorage {
     }
 
     fn sim(&self) -> MutexGuard<'_, Sim> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        relock(&self.inner)
     }
+}
+
+/// Lock, ignoring poison: a test that panicked holding it already reports its failure.
+fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Sim {
@@ -444,6 +473,7 @@ impl StorageFile for SimHandle {
     }
 
     fn sync_data(&self) -> io::Result<()> {
+        self.sim.wait_while_syncs_held();
         let mut sim = self.sim.sim();
         // A failed sync leaves the pending writes pending: whether they reach the disk is
         // unknown, exactly the situation of a real failed fsync.

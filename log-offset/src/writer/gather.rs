@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 
 /// Counts the queued batches and wakes the writer when as many as it waits for are queued.
 ///
-/// `queued` rises after a batch is sent and falls when the writer takes it, so it can dip below
-/// zero for a moment; it is signed for that. `want` and `queued` form a Dekker pair (both
+/// `queued` rises after a batch is sent and falls when the writer counts what it took (once per
+/// group, before it waits or reads the count), so it can dip below zero for a moment; it is
+/// signed for that. `want` and `queued` form a Dekker pair (both
 /// `SeqCst`): the writer publishes `want` then reads `queued`, an appender raises `queued` then
 /// reads `want`, so at least one of them sees that the group is complete.
 pub(crate) struct Gather {
@@ -59,9 +60,13 @@ impl Gather {
         }
     }
 
-    /// The writer has taken a batch off the queue.
-    pub(super) fn taken_one(&self) {
-        self.queued.fetch_sub(1, SeqCst);
+    /// The writer has taken `n` batches off the queue (counted once per group, not per batch:
+    /// the count is shared with every appender).
+    pub(super) fn taken(&self, n: usize) {
+        if n > 0 {
+            self.queued
+                .fetch_sub(isize::try_from(n).unwrap_or(isize::MAX), SeqCst);
+        }
     }
 
     /// Batches queued and not yet taken.
@@ -81,7 +86,6 @@ impl Gather {
     pub(super) fn wait(&self, want: usize, timeout: Duration) -> bool {
         let want = isize::try_from(want).unwrap_or(isize::MAX);
         let start = Instant::now();
-        self.want.store(want, SeqCst);
         loop {
             // Checked first, so a wake-up that never came (the group completed, the writer not
             // woken) shows as a timeout.
@@ -90,8 +94,11 @@ impl Gather {
                 self.want.store(0, SeqCst);
                 return false;
             }
-            // Zero: an appender saw the group complete and woke us.
-            if self.want.load(SeqCst) == 0 || self.queued.load(SeqCst) >= want {
+            // Published again each round: an appender that read an earlier wait's equal `want`
+            // may clear it late, and later appenders would then not wake us. The count alone
+            // decides: only the writer takes batches, so a count that completed the group stays.
+            self.want.store(want, SeqCst);
+            if self.queued.load(SeqCst) >= want {
                 self.want.store(0, SeqCst);
                 return true;
             }
@@ -135,6 +142,7 @@ impl Policy {
     }
 
     /// A group of `batches` was synced in `took` and acknowledged with `queued` batches behind it.
+    /// (Reported per write: a group split by a segment roll reports the part after the roll.)
     pub(super) fn synced(&mut self, batches: usize, queued: usize, took: Duration) {
         self.expect = batches + queued;
         self.last_sync = took;
@@ -142,7 +150,7 @@ impl Policy {
 
     /// How many more batches to wait for, and for how long, when the group has `have`; `None`
     /// when the writer should commit at once: one appender, a group already three quarters
-    /// full, a sync too quick to be worth a wait, or after waits that did not pay.
+    /// full, a sync too quick to measure, or after waits that did not pay.
     ///
     /// It waits for three quarters of the expected batches, not all: the last appenders to
     /// come back are the slowest (on a busy CPU, much slower), and the rest of them still join
@@ -234,7 +242,7 @@ mod tests {
     #[test]
     fn a_batch_taken_before_it_is_counted_nets_out() {
         let gather = Gather::new();
-        gather.taken_one();
+        gather.taken(1);
         assert_eq!(gather.queued(), 0);
         gather.queued_one();
         assert_eq!(gather.queued(), 0);
