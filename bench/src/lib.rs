@@ -57,7 +57,7 @@ where
 {
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
     if let [_, flag, name, dir, records] = args.as_slice()
-        && flag == WORKLOAD_CHILD
+        && is_internal_child(flag)
     {
         return workload_child(name, dir, records);
     }

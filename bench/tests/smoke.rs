@@ -40,6 +40,7 @@ const EXPECTED: &[&str] = &[
     "mem_stream_rev_decode_rec_s",
     "mem_stream_rev_rec_s",
     "mem_stream_rev_over_decode",
+    "rss_mb_append_10m",
 ];
 
 #[test]
@@ -61,6 +62,7 @@ fn quick_workloads_report_every_metric_and_leave_no_files() {
             "mem_append_batch",
             "mem_stream_fwd",
             "mem_stream_rev",
+            "rss",
         ])
         .output()
         .unwrap();

@@ -64,7 +64,7 @@ pub(crate) fn all() -> Vec<Workload> {
         },
         Workload {
             name: "rss",
-            about: "log-offset: peak RSS of a process appending 10M records",
+            about: "log-offset: peak RSS of a process appending 10 × --records (10M at the default)",
             run: |ctx| Box::pin(reopen::rss(ctx)),
         },
         Workload {
@@ -140,6 +140,21 @@ pub(crate) fn find<'a>(all: &'a [Workload], name: &str) -> anyhow::Result<&'a Wo
         );
     };
     Ok(w)
+}
+
+/// Append the records `0..records` in batches of 1,000.
+pub(crate) async fn append_records(
+    db: &flume_core::Db<BenchRecord>,
+    records: u64,
+) -> anyhow::Result<()> {
+    let mut id = 0;
+    while id < records {
+        let n = 1000.min(records - id);
+        db.append_batch((id..id + n).map(BenchRecord::new).collect())
+            .await?;
+        id += n;
+    }
+    Ok(())
 }
 
 /// A typed record of about 100 bytes once encoded with postcard.

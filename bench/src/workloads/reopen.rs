@@ -28,12 +28,13 @@ pub(crate) async fn reopen(ctx: &Ctx) -> anyhow::Result<Vec<Metric>> {
     ])
 }
 
-/// Peak memory (VmHWM) after appending 10M durable 100-byte records in batches. The workload
-/// runs in a process of its own, so the peak is its alone.
+/// Peak memory (VmHWM) after appending ten times `--records` (10M at the default) durable
+/// 100-byte records in batches. The workload runs in a process of its own, so the peak is its
+/// alone.
 pub(crate) async fn rss(ctx: &Ctx) -> anyhow::Result<Vec<Metric>> {
     let dir = ctx.dir.join("rss");
     let log = OffsetLog::open(&dir)?;
-    fill(&log, 10_000_000).await?;
+    fill(&log, 10 * ctx.records).await?;
     log.close().await?;
     drop(log);
     std::fs::remove_dir_all(&dir)?;

@@ -9,7 +9,7 @@ use flume_log_memory::MemoryLog;
 use flume_log_offset::{Durability, OffsetLog, Options};
 use futures::TryStreamExt;
 
-use super::{BenchRecord, Ctx};
+use super::{BenchRecord, Ctx, append_records};
 use crate::{Metric, Target};
 
 /// Scan a log-offset log (from the page cache, as just written).
@@ -85,13 +85,7 @@ async fn scan(
     name: &str,
 ) -> anyhow::Result<Vec<Metric>> {
     let db: Db<BenchRecord> = Db::open_with(log, Arc::new(Postcard), DbOptions::default()).await?;
-    let mut id = 0;
-    while id < ctx.records {
-        let n = 1_000.min(ctx.records - id);
-        db.append_batch((id..id + n).map(BenchRecord::new).collect())
-            .await?;
-        id += n;
-    }
+    append_records(&db, ctx.records).await?;
     let decoding = Decoding::new(ctx.records)?;
     let before = decoding.pass()?;
     let mut opts = StreamOpts::new().values();

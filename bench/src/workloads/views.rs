@@ -13,7 +13,7 @@ use heed::EnvOpenOptions;
 use heed::types::Bytes as HeedBytes;
 use serde_json::Value;
 
-use super::{BenchRecord, Ctx};
+use super::{BenchRecord, Ctx, append_records};
 use crate::{Metric, Target};
 
 /// Puts per write transaction in the baseline: the size of the chunks views are fed.
@@ -33,13 +33,7 @@ fn offset_log(dir: &Path) -> anyhow::Result<Arc<dyn Log>> {
 
 async fn filled_db(dir: &Path, records: u64) -> anyhow::Result<Db<BenchRecord>> {
     let db = Db::open_with(offset_log(dir)?, Arc::new(Postcard), DbOptions::default()).await?;
-    let mut id = 0;
-    while id < records {
-        let n = 1000.min(records - id);
-        db.append_batch((id..id + n).map(BenchRecord::new).collect())
-            .await?;
-        id += n;
-    }
+    append_records(&db, records).await?;
     Ok(db)
 }
 
@@ -59,7 +53,8 @@ fn raw_env(dir: &Path) -> anyhow::Result<heed::Env<heed::WithoutTls>> {
     Ok(env)
 }
 
-/// Raw heed: the same keys, in the same order and transaction sizes, with nothing else.
+/// Raw heed: the same keys in the same transaction sizes, each transaction's keys sorted as an
+/// index writes them, with nothing else.
 fn heed_puts(dir: &Path, records: u64) -> anyhow::Result<f64> {
     std::fs::create_dir_all(dir)?;
     let env = raw_env(dir)?;
@@ -73,10 +68,13 @@ fn heed_puts(dir: &Path, records: u64) -> anyhow::Result<f64> {
     let start = Instant::now();
     let mut id = 0;
     while id < records {
+        let mut keys: Vec<(Vec<u8>, u64)> = (id..(id + TXN as u64).min(records))
+            .map(|i| (key::encode(&index_key(&BenchRecord::new(i))), i))
+            .collect();
+        keys.sort_unstable();
         let mut txn = env.write_txn()?;
-        for i in id..(id + TXN as u64).min(records) {
-            let k = key::encode(&index_key(&BenchRecord::new(i)));
-            table.put(&mut txn, &k, &i.to_be_bytes())?;
+        for (k, i) in &keys {
+            table.put(&mut txn, k, &i.to_be_bytes())?;
         }
         txn.commit()?;
         id += TXN as u64;
@@ -92,8 +90,10 @@ pub(crate) async fn index_build(ctx: &Ctx) -> anyhow::Result<Vec<Metric>> {
     let index = db
         .use_view("by_author", by_author(&lmdb, "by_author"))
         .await?;
-    let entries = index.ready().await?.entries()?.len() as u64;
+    let built = index.ready().await?;
     let rate = ctx.records as f64 / start.elapsed().as_secs_f64();
+    // Counted after the clock stops: reading the index back is not part of building it.
+    let entries = built.entries()?.len() as u64;
     ensure!(
         entries == ctx.records,
         "the index holds {entries} of {} entries",
@@ -131,13 +131,7 @@ async fn live_views(dir: &Path, records: u64, views: usize) -> anyhow::Result<Du
         handles.push(db.use_view(&name, index).await?);
     }
     let start = Instant::now();
-    let mut id = 0;
-    while id < records {
-        let n = 1000.min(records - id);
-        db.append_batch((id..id + n).map(BenchRecord::new).collect())
-            .await?;
-        id += n;
-    }
+    append_records(&db, records).await?;
     for h in &handles {
         h.ready().await?;
     }

@@ -10,10 +10,10 @@
 //! writer bumps the generation after each commit and before reporting it, and a reader loads the
 //! generation before beginning its transaction, so a tag can only be older than the snapshot,
 //! never newer. Transactions whose tag is not current are closed instead of reused: a reader never
-//! sees a snapshot older than a commit it was told about. The writer empties the idle lists after
-//! each commit (after replying to the writes); one put back just as that happened pins old pages
-//! only until the next commit or the next read on its shard, which finds it stale and closes
-//! its shard's whole list. Almost always all of that list is stale too; a reader reads the
+//! sees a snapshot older than a commit it was told about. Once per round of writes, after its
+//! replies, the writer closes the stale idle transactions (those that pin old pages) and keeps
+//! the current ones; one put back just after that pins old pages only until the next round or
+//! the next read on its shard, which finds it stale and closes its shard's whole list. Almost always all of that list is stale too; a reader reads the
 //! generation before it takes the shard's lock to put its transaction back, so a current one can
 //! lie under an older one, and is then closed with it (which costs only a new `begin`).
 
@@ -110,7 +110,7 @@ impl Readers {
     }
 
     /// After a commit, before it is reported: idle transactions are no longer reused. (The
-    /// writer closes them with [`Readers::close_idle`] once it has replied.)
+    /// writer closes them with [`Readers::close_stale`] once it has replied.)
     pub(super) fn committed(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
@@ -119,6 +119,15 @@ impl Readers {
     #[cfg(test)]
     pub(super) fn commits(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
+    }
+
+    /// Close the idle transactions older than the last commit: they pin pages it freed. Current
+    /// ones stay for the next reads.
+    pub(super) fn close_stale(&self) {
+        for shard in &self.shards {
+            let current = self.generation.load(Ordering::Acquire);
+            shard.idle().retain(|(tag, _)| *tag == current);
+        }
     }
 
     /// Close every idle transaction (they own clones of the environment).
@@ -219,5 +228,16 @@ mod tests {
             readers.shard().idle().is_empty(),
             "the stale one under the top was kept"
         );
+    }
+
+    #[test]
+    fn the_writers_round_closes_stale_idle_transactions_and_keeps_current_ones() {
+        let (_dir, lmdb, readers) = fixture();
+        drop(readers.begin(&lmdb.inner.env).unwrap());
+        readers.close_stale();
+        assert_eq!(readers.shard().idle().len(), 1, "a current one was closed");
+        readers.committed();
+        readers.close_stale();
+        assert!(readers.shard().idle().is_empty(), "a stale one was kept");
     }
 }

@@ -106,7 +106,7 @@ impl Writer {
             self.commit(group);
             // Once per round, off the path to the replies: they only needed the generation
             // bumped (each commit does that).
-            self.readers.close_idle();
+            self.readers.close_stale();
         }
     }
 
@@ -114,9 +114,7 @@ impl Writer {
     fn commit(&self, mut group: Vec<Box<dyn Pending>>) {
         while !group.is_empty() {
             match self.attempt(&mut group) {
-                Ok(()) => {
-                    group.drain(..).for_each(|job| job.finish(Ok(())));
-                }
+                Ok(()) => group.drain(..).for_each(|job| job.finish(Ok(()))),
                 Err(Failure::Job(i, e)) => group.remove(i).finish(Err(LmdbError::Lmdb(e))),
                 Err(Failure::MapFull) => {
                     if let Err(e) = self.grow() {
