@@ -15,7 +15,8 @@
 //! frames and writes the other half made batches slower (waking the helper takes about 20 µs
 //! on a VM, and it competes with the appenders for the cores); preallocating segments with
 //! `fallocate` did not make a batch's `write` and `fdatasync` cheaper than on a growing file
-//! (ext4).
+//! (ext4); `O_DIRECT` writes made them cheaper but every read right after them slower (views read
+//! each record as soon as it is written; see docs/design.md §5).
 
 mod gather;
 mod reclaim;
