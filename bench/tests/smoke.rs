@@ -16,9 +16,11 @@ const EXPECTED: &[&str] = &[
     "stream_fwd_decode_rec_s",
     "stream_fwd_rec_s",
     "stream_fwd_over_decode",
+    "stream_fwd_bytes_rec_s",
     "stream_rev_decode_rec_s",
     "stream_rev_rec_s",
     "stream_rev_over_decode",
+    "stream_rev_bytes_rec_s",
     "heed_put_rec_s",
     "index_build_rec_s",
     "index_build_heed_ratio",
@@ -37,9 +39,11 @@ const EXPECTED: &[&str] = &[
     "mem_stream_fwd_decode_rec_s",
     "mem_stream_fwd_rec_s",
     "mem_stream_fwd_over_decode",
+    "mem_stream_fwd_bytes_rec_s",
     "mem_stream_rev_decode_rec_s",
     "mem_stream_rev_rec_s",
     "mem_stream_rev_over_decode",
+    "mem_stream_rev_bytes_rec_s",
     "rss_mb_append_10m",
 ];
 
