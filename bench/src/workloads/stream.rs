@@ -77,7 +77,7 @@ impl Decoding {
 }
 
 /// Fill the log with typed records of about 100 bytes, then time one decoded full scan between
-/// two passes of its baseline.
+/// two passes of its baseline, and then the same scan undecoded.
 async fn scan(
     ctx: &Ctx,
     log: Arc<dyn Log>,
@@ -109,7 +109,7 @@ async fn scan(
         ctx.records
     );
     ensure!(checksum == decoding.sum, "the scan returned wrong records");
-    let bytes = bytes_scan(log, opts, ctx.records).await?;
+    let bytes = bytes_scan(log, opts, ctx.records, decoding.buf.len()).await?;
     db.close().await?;
     let rate = count as f64 / secs;
     let baseline = format!("{name}_decode_rec_s");
@@ -125,7 +125,12 @@ async fn scan(
 
 /// The same scan without decoding (each record's bytes, as the log returns them): the log's own
 /// part of a decoded scan, in records per second.
-async fn bytes_scan(log: Arc<dyn Log>, opts: StreamOpts, records: u64) -> anyhow::Result<f64> {
+async fn bytes_scan(
+    log: Arc<dyn Log>,
+    opts: StreamOpts,
+    records: u64,
+    bytes: usize,
+) -> anyhow::Result<f64> {
     let start = Instant::now();
     let (count, len) = stream_owned(log, opts)
         .try_fold((0u64, 0usize), |(n, len), item| async move {
@@ -134,6 +139,6 @@ async fn bytes_scan(log: Arc<dyn Log>, opts: StreamOpts, records: u64) -> anyhow
         .await?;
     let secs = start.elapsed().as_secs_f64();
     ensure!(count == records, "scanned {count} of {records} records");
-    ensure!(len > 0, "the scan returned no bytes");
+    ensure!(len == bytes, "scanned {len} bytes of {bytes}");
     Ok(count as f64 / secs)
 }
