@@ -57,6 +57,13 @@ impl<T: Send + Sync + 'static> QueryReads for ViewHandle<QueryView<T>> {
         if let Err(e) = query.check(&opts) {
             return futures::stream::once(async move { Err(e) }).boxed();
         }
+        // The query starts now, not when its task first runs: records appended in between are
+        // new to it (a live query without old records yields them).
+        let called = self
+            .stale()
+            .ok()
+            .and_then(QueryView::records)
+            .and_then(|r| r.log().current_since());
         let (tx, rx) = mpsc::channel(BUFFER);
         let (handle, query) = (self.clone(), query.clone());
         tokio::spawn(async move {
@@ -64,7 +71,7 @@ impl<T: Send + Sync + 'static> QueryReads for ViewHandle<QueryView<T>> {
                 tx: tx.clone(),
                 left: opts.limit,
             };
-            if let Err(e) = run(handle, query, opts, out).await {
+            if let Err(e) = run(handle, query, opts, called, out).await {
                 let _ = tx.send(Err(e)).await;
             }
         });
@@ -104,10 +111,13 @@ impl Out {
     }
 }
 
+/// `called`: the log's `since` when the query was called, where a live query without old
+/// records starts.
 async fn run<T: Send + Sync + 'static>(
     handle: ViewHandle<QueryView<T>>,
     query: Query,
     opts: QueryOpts,
+    called: Option<Seq>,
     mut out: Out,
 ) -> Result<(), QueryError> {
     let view = handle.ready().await?;
@@ -148,7 +158,9 @@ async fn run<T: Send + Sync + 'static>(
         }
     }
     if opts.live {
-        live(view, since, streaming, &mut out).await?;
+        // After the old records, exactly where they ended; without them, from the call.
+        let from = if opts.old { since } else { called };
+        live(view, from, streaming, &mut out).await?;
     }
     Ok(())
 }

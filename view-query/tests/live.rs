@@ -6,7 +6,7 @@ mod common;
 
 use flume_core::{Document, Seq};
 use flume_view_query::{Query, QueryOpts, QueryReads};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -59,5 +59,41 @@ async fn a_live_query_with_old_records_continues_after_them() {
         .unwrap();
     assert_eq!(live.next().await.unwrap().unwrap().value, json!(21));
     assert!(live.next().await.is_none(), "the limit ends the live query");
+    fx.db.close().await.unwrap();
+}
+
+/// A live query without old records starts when it is called, not when its task first runs:
+/// records appended in between are its first results. On one thread the task cannot run before
+/// the first appends below, which complete without waiting.
+#[tokio::test]
+async fn a_live_query_starts_when_it_is_called() {
+    let fx = common::fixture().await;
+    let q = Query::parse(&json!([{"$filter": {"kind": "new"}}, {"$map": "n"}])).unwrap();
+    let mut live = fx
+        .view
+        .query(&q, QueryOpts::new().live().old(false).limit(1));
+    for n in 0..3u64 {
+        let append = fx.db.append(Document(json!({"kind": "new", "n": n})));
+        append
+            .now_or_never()
+            .expect("a memory append waits for nothing")
+            .unwrap();
+    }
+    // More appends, yielding between them, so that a query that started late yields too.
+    let writer = fx.db.clone();
+    let later = tokio::spawn(async move {
+        for n in 3..50u64 {
+            let doc = Document(json!({"kind": "new", "n": n}));
+            writer.append(doc).await.unwrap();
+            tokio::task::yield_now().await;
+        }
+    });
+    let first = live.next().await.unwrap().unwrap();
+    assert_eq!(
+        first.value,
+        json!(0),
+        "the first record appended after the call"
+    );
+    later.await.unwrap();
     fx.db.close().await.unwrap();
 }

@@ -55,6 +55,9 @@ pub(crate) fn spawn(
     metrics: Arc<Metrics>,
     shutdown: watch::Receiver<bool>,
 ) -> mpsc::Receiver<Bytes> {
+    // The stream starts now, not when its task first runs: records appended in between are new
+    // to it (a live stream without old records sends them).
+    let start = hub.log.current_since();
     let (tx, rx) = mpsc::channel(1);
     tokio::spawn(async move {
         let _gauge = metrics.subscribers.guard();
@@ -70,7 +73,7 @@ pub(crate) fn spawn(
             events: 0,
             shutdown,
         };
-        let end = run(&hub, &spec, &mut sink, &metrics).await;
+        let end = run(&hub, &spec, start, &mut sink, &metrics).await;
         metrics
             .subscriber_events
             .fetch_add(sink.events, std::sync::atomic::Ordering::Relaxed);
@@ -98,13 +101,19 @@ enum Stop {
     Failed(String),
 }
 
-async fn run(hub: &Hub, spec: &StreamSpec, sink: &mut Sink, metrics: &Metrics) -> Stop {
+/// `start`: the log's `since` when the stream was asked for.
+async fn run(
+    hub: &Hub,
+    spec: &StreamSpec,
+    start: Option<Seq>,
+    sink: &mut Sink,
+    metrics: &Metrics,
+) -> Stop {
     if sink.remaining == Some(0) {
         return Stop::Done;
     }
     let values = spec.output != Output::Seqs;
     let budget = hub.read_budget;
-    let start = hub.log.current_since();
     if !spec.live {
         let mut cursor = Cursor::new(
             Arc::clone(&hub.log),
@@ -334,5 +343,61 @@ impl Sink {
             let frame = self.buf.split().freeze();
             let _ = tokio::time::timeout(Duration::from_secs(1), self.tx.send(frame)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt;
+
+    use super::*;
+    use flume_core::Log;
+    use flume_log_memory::MemoryLog;
+
+    /// A live stream without old records starts when it is asked for, not when its task first
+    /// runs: records appended in between are its first events. On one thread the task cannot run
+    /// before the append below, which completes without waiting.
+    #[tokio::test]
+    async fn a_live_stream_without_old_records_starts_when_asked_for() {
+        let log: Arc<dyn Log> = Arc::new(MemoryLog::new());
+        log.append(Bytes::from_static(b"\"old\"")).await.unwrap();
+        let (_stop, shutdown) = watch::channel(false);
+        let metrics = Arc::new(Metrics::default());
+        let (hub, _task) = Hub::start(Arc::clone(&log), 1 << 20, metrics.clone(), shutdown.clone());
+        let spec = StreamSpec {
+            lower: Bound::Unbounded,
+            upper: Bound::Unbounded,
+            reverse: false,
+            limit: Some(1),
+            live: true,
+            old: false,
+            output: Output::Seqs,
+            format: Format::Ndjson,
+        };
+        let mut frames = spawn(hub, spec, 1 << 20, metrics, shutdown);
+        let append = log.append(Bytes::from_static(b"\"first\""));
+        let first = append
+            .now_or_never()
+            .expect("a memory append waits for nothing")
+            .unwrap();
+        // More appends, yielding between them, so that a stream that started late sends too.
+        let writer = Arc::clone(&log);
+        let later = tokio::spawn(async move {
+            for _ in 0..50 {
+                writer
+                    .append(Bytes::from_static(b"\"later\""))
+                    .await
+                    .unwrap();
+                tokio::task::yield_now().await;
+            }
+        });
+        let frame = frames.recv().await.expect("one event");
+        let want = format!("{}\n", first.0);
+        assert_eq!(
+            frame,
+            want.as_bytes(),
+            "the first record appended after the request"
+        );
+        later.await.unwrap();
     }
 }
