@@ -61,7 +61,8 @@ pub use db::{
 };
 pub use error::{AppendError, BoxError, CodecError, DbError, LogError, ViewError};
 pub use log::{
-    Item, Log, Output, READ_BYTES, ReadRange, SinceCell, SincePublisher, StreamOpts, stream_owned,
+    Item, Log, LogStream, Output, READ_BYTES, ReadRange, SinceCell, SincePublisher, StreamOpts,
+    stream_owned,
 };
 pub use reader::RecordReader;
 pub use seq::Seq;

@@ -7,7 +7,7 @@
 
 use std::ops::Bound;
 
-use flume_core::{DbError, LogError, Seq, StreamOpts, ViewHandle, stream_owned};
+use flume_core::{DbError, LogError, LogStream, Seq, StreamOpts, ViewHandle, stream_owned};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use serde_json::Value;
@@ -57,13 +57,17 @@ impl<T: Send + Sync + 'static> QueryReads for ViewHandle<QueryView<T>> {
         if let Err(e) = query.check(&opts) {
             return futures::stream::once(async move { Err(e) }).boxed();
         }
-        // The query starts now, not when its task first runs: records appended in between are
-        // new to it (a live query without old records yields them).
-        let called = self
-            .stale()
-            .ok()
-            .and_then(QueryView::records)
-            .and_then(|r| r.log().current_since());
+        // A live query without old records starts now, not when its task first runs: its log
+        // stream is opened here, and opening it fixes where "new" begins.
+        let tail = if opts.live && !opts.old {
+            let opts = StreamOpts::new().live().old(false);
+            match self.stale().and_then(|view| follow(view, opts)) {
+                Ok(stream) => Some(stream),
+                Err(e) => return futures::stream::once(async move { Err(e.into()) }).boxed(),
+            }
+        } else {
+            None
+        };
         let (tx, rx) = mpsc::channel(BUFFER);
         let (handle, query) = (self.clone(), query.clone());
         tokio::spawn(async move {
@@ -71,7 +75,7 @@ impl<T: Send + Sync + 'static> QueryReads for ViewHandle<QueryView<T>> {
                 tx: tx.clone(),
                 left: opts.limit,
             };
-            if let Err(e) = run(handle, query, opts, called, out).await {
+            if let Err(e) = run(handle, query, opts, tail, out).await {
                 let _ = tx.send(Err(e)).await;
             }
         });
@@ -111,13 +115,12 @@ impl Out {
     }
 }
 
-/// `called`: the log's `since` when the query was called, where a live query without old
-/// records starts.
+/// `tail`: the live part, when it was opened at the call (a live query without old records).
 async fn run<T: Send + Sync + 'static>(
     handle: ViewHandle<QueryView<T>>,
     query: Query,
     opts: QueryOpts,
-    called: Option<Seq>,
+    tail: Option<LogStream>,
     mut out: Out,
 ) -> Result<(), QueryError> {
     let view = handle.ready().await?;
@@ -158,26 +161,41 @@ async fn run<T: Send + Sync + 'static>(
         }
     }
     if opts.live {
-        // After the old records, exactly where they ended; without them, from the call.
-        let from = if opts.old { since } else { called };
-        live(view, from, streaming, &mut out).await?;
+        // Without old records, from the call; after them, exactly where they ended.
+        let stream = match tail {
+            Some(stream) => stream,
+            None => follow(view, after(since))?,
+        };
+        live(view, stream, streaming, &mut out).await?;
     }
     Ok(())
 }
 
-/// Follow the log after `since`: each new record through the streaming stages.
+/// The live stream of the log's records after `since` (all of them with `None`).
+fn after(since: Option<Seq>) -> StreamOpts {
+    match since {
+        Some(s) => StreamOpts::new().gt(s).live(),
+        None => StreamOpts::new().live(),
+    }
+}
+
+/// A stream of the log under `view`.
+fn follow<T: Send + Sync + 'static>(
+    view: &QueryView<T>,
+    opts: StreamOpts,
+) -> Result<LogStream, DbError> {
+    let records = view.records().ok_or(DbError::Closed)?;
+    Ok(stream_owned(std::sync::Arc::clone(records.log()), opts))
+}
+
+/// Each record of the live `stream` through the streaming stages.
 async fn live<T: Send + Sync + 'static>(
     view: &QueryView<T>,
-    since: Option<Seq>,
+    mut stream: LogStream,
     stages: &[Stage],
     out: &mut Out,
 ) -> Result<(), QueryError> {
     let records = view.records().ok_or(DbError::Closed)?;
-    let opts = match since {
-        Some(s) => StreamOpts::new().gt(s).live(),
-        None => StreamOpts::new().live(),
-    };
-    let mut stream = stream_owned(std::sync::Arc::clone(records.log()), opts);
     while let Some(item) = stream.next().await {
         let item = item.map_err(DbError::from)?;
         let (Some(seq), Some(bytes)) = (item.seq(), item.value()) else {
@@ -196,7 +214,7 @@ async fn live<T: Send + Sync + 'static>(
 /// The records a query looks at, in the order results must come.
 enum Candidates {
     /// Every record up to `since`, from the log.
-    Scan(BoxStream<'static, Result<flume_core::Item<flume_core::Bytes>, LogError>>),
+    Scan(LogStream),
     /// Records found in an index, sorted into log order.
     Seqs(std::vec::IntoIter<Seq>),
     /// Records in the index's own order, read a chunk at a time.

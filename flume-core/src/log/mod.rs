@@ -13,6 +13,9 @@ pub use since::{SinceCell, SincePublisher};
 pub use stream::stream_owned;
 pub(crate) use stream::stream_owned_with;
 
+/// A stream of a log's records that owns its log handle (see [`stream_owned`]).
+pub type LogStream = BoxStream<'static, Result<Item<Bytes>, LogError>>;
+
 use crate::{AppendError, LogError, Seq};
 
 /// An append-only log of opaque records: the source of truth of a Flume database.

@@ -11,7 +11,7 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::{Item, Log, Output, ReadRange, StreamOpts};
+use super::{Item, Log, LogStream, Output, ReadRange, StreamOpts};
 use crate::bounds::{is_empty_range, max_lower, min_upper};
 use crate::lock::lock;
 use crate::{LogError, Seq};
@@ -35,10 +35,7 @@ type Spent = Arc<Mutex<Option<Records>>>;
 /// On a multi-threaded tokio runtime it reads one chunk ahead on another task while the caller
 /// consumes the current one, so reading (I/O, checksums) overlaps with what the caller does with
 /// the records (decoding them, say).
-pub fn stream_owned<L: Log + ?Sized>(
-    log: Arc<L>,
-    opts: StreamOpts,
-) -> BoxStream<'static, Result<Item<Bytes>, LogError>> {
+pub fn stream_owned<L: Log + ?Sized>(log: Arc<L>, opts: StreamOpts) -> LogStream {
     let each = items(opts.output);
     stream_owned_with(log, opts, each)
 }

@@ -5,7 +5,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use flume_core::{
-    Bytes, DbError, Item, LogError, Seq, StreamOpts, ViewHandle, async_trait, stream_owned,
+    DbError, Item, LogError, LogStream, Seq, StreamOpts, ViewHandle, async_trait, stream_owned,
 };
 use futures::StreamExt;
 use futures::stream::{self, BoxStream};
@@ -228,8 +228,6 @@ enum State {
     Live(LogStream),
     Done,
 }
-
-type LogStream = BoxStream<'static, Result<Item<Bytes>, LogError>>;
 
 /// A raw index row: encoded key and seq bytes.
 type Row<'t> = (&'t [u8], &'t [u8]);
