@@ -45,7 +45,7 @@ pub(crate) fn run<F: LogFactory>(r: &mut Runner, make: &impl Fn() -> F) {
     r.case("db: rebuild re-feeds every record", || rebuild(make()));
     r.case(
         "db: a gated read begun while a rebuild empties the view waits for the rebuild",
-        || no_read_during_destroy(make()),
+        || read_during_destroy_waits(make()),
     );
     r.case("db: rebuild of an unknown view is an error", || {
         rebuild_unknown(make())
@@ -254,7 +254,7 @@ async fn rebuild<F: LogFactory>(f: F) {
     db.close().await.unwrap();
 }
 
-async fn no_read_during_destroy<F: LogFactory>(f: F) {
+async fn read_during_destroy_waits<F: LogFactory>(f: F) {
     let db = db(open(&f).await).await;
     let (view, release) = TestView::new().gated_destroy();
     let h = db.use_view("v", view).await.unwrap();

@@ -142,16 +142,19 @@ pub(crate) fn find<'a>(all: &'a [Workload], name: &str) -> anyhow::Result<&'a Wo
     Ok(w)
 }
 
-/// Append the records `0..records` in batches of 1,000.
-pub(crate) async fn append_records(
-    db: &flume_core::Db<BenchRecord>,
+/// Append the records `make(0..records)` in batches of 1,000.
+pub(crate) async fn append_records<T>(
+    db: &flume_core::Db<T>,
     records: u64,
-) -> anyhow::Result<()> {
+    make: impl Fn(u64) -> T,
+) -> anyhow::Result<()>
+where
+    T: Send + Sync + 'static,
+{
     let mut id = 0;
     while id < records {
         let n = 1000.min(records - id);
-        db.append_batch((id..id + n).map(BenchRecord::new).collect())
-            .await?;
+        db.append_batch((id..id + n).map(&make).collect()).await?;
         id += n;
     }
     Ok(())

@@ -12,7 +12,7 @@ use flume_view_query::{IndexSpec, Path, Query, QueryOpts, QueryReads, QueryView}
 use futures::TryStreamExt;
 use serde_json::json;
 
-use super::Ctx;
+use super::{Ctx, append_records};
 use crate::{Metric, Target};
 
 /// One author in a thousand: the query selects 0.1% of the records.
@@ -31,15 +31,10 @@ pub(crate) async fn query(ctx: &Ctx) -> anyhow::Result<Vec<Metric>> {
     let view = db
         .use_view("query", QueryView::new(&lmdb, "query", 1, indexes))
         .await?;
-    let mut i = 0;
-    while i < ctx.records {
-        let n = 1000.min(ctx.records - i);
-        let batch = (i..i + n)
-            .map(|k| Document(json!({"author": format!("@author{}", k % AUTHORS), "type": "post", "n": k, "text": "a hundred bytes or so of text"})))
-            .collect();
-        db.append_batch(batch).await?;
-        i += n;
-    }
+    append_records(&db, ctx.records, |k| {
+        Document(json!({"author": format!("@author{}", k % AUTHORS), "type": "post", "n": k, "text": "a hundred bytes or so of text"}))
+    })
+    .await?;
     view.ready().await?;
     let q = Query::parse(&json!([{"$filter": {"author": "@author7"}}, {"$map": "n"}]))?;
     let expected = ctx.records.div_ceil(AUTHORS).min(ctx.records);

@@ -33,7 +33,7 @@ fn offset_log(dir: &Path) -> anyhow::Result<Arc<dyn Log>> {
 
 async fn filled_db(dir: &Path, records: u64) -> anyhow::Result<Db<BenchRecord>> {
     let db = Db::open_with(offset_log(dir)?, Arc::new(Postcard), DbOptions::default()).await?;
-    append_records(&db, records).await?;
+    append_records(&db, records, BenchRecord::new).await?;
     Ok(db)
 }
 
@@ -131,7 +131,7 @@ async fn live_views(dir: &Path, records: u64, views: usize) -> anyhow::Result<Du
         handles.push(db.use_view(&name, index).await?);
     }
     let start = Instant::now();
-    append_records(&db, records).await?;
+    append_records(&db, records, BenchRecord::new).await?;
     for h in &handles {
         h.ready().await?;
     }
@@ -174,20 +174,13 @@ pub(crate) async fn kv_get(ctx: &Ctx) -> anyhow::Result<Vec<Metric>> {
     let lmdb = Lmdb::open(dir.join("views"))?;
     let kv = db.use_view("kv", KeyValue::new(&lmdb, "kv")).await?;
     let keys = ctx.records;
-    let mut i = 0;
-    while i < keys {
-        let n = 1000.min(keys - i);
-        let batch = (i..i + n)
-            .map(|k| KvRecord::Put {
-                key: format!("users/{k:08}"),
-                value: KvValue::Bytes(vec![b'v'; 32]),
-                flags: 0,
-                expires: 0,
-            })
-            .collect();
-        db.append_batch(batch).await?;
-        i += n;
-    }
+    append_records(&db, keys, |k| KvRecord::Put {
+        key: format!("users/{k:08}"),
+        value: KvValue::Bytes(vec![b'v'; 32]),
+        flags: 0,
+        expires: 0,
+    })
+    .await?;
     kv.ready().await?;
     let per_thread = 500_000u64.min(keys * 4);
     let gated = measure_gets(per_thread, keys, Arc::new(GatedGets(kv.clone())))?;

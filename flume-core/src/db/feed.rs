@@ -15,8 +15,8 @@ use super::{Shared, chunk_range};
 use crate::Seq;
 use crate::seq::reached;
 
-/// Decoded batches a live view may have queued for it (besides the one it is applying) before
-/// the shared feed waits for it, and with it every other live view.
+/// Decoded batches a live view may have queued for it (besides those it took into the apply in
+/// progress) before the shared feed waits for it, and with it every other live view.
 pub const FEED_QUEUE: usize = 4;
 
 /// Records in log order, decoded once, shared by every live view.

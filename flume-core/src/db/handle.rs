@@ -15,7 +15,6 @@ use crate::{DbError, Log, Seq};
 /// acknowledged when it was called, so a caller always reads its own writes. View crates add their
 /// read methods on top of it.
 pub struct ViewHandle<V> {
-    version: u32,
     view: Arc<V>,
     gate: Gate,
 }
@@ -23,7 +22,6 @@ pub struct ViewHandle<V> {
 impl<V> Clone for ViewHandle<V> {
     fn clone(&self) -> Self {
         ViewHandle {
-            version: self.version,
             view: Arc::clone(&self.view),
             gate: self.gate.clone(),
         }
@@ -36,6 +34,8 @@ impl<V> Clone for ViewHandle<V> {
 pub(crate) struct Gate {
     /// The view's name, for errors and status.
     pub(crate) name: Arc<str>,
+    /// The view's version, for status.
+    pub(crate) version: u32,
     pub(crate) progress: watch::Receiver<Progress>,
     pub(crate) readable: Arc<Readable>,
     pub(crate) log: Arc<dyn Log>,
@@ -43,12 +43,8 @@ pub(crate) struct Gate {
 }
 
 impl<V> ViewHandle<V> {
-    pub(crate) fn new(version: u32, view: Arc<V>, gate: Gate) -> Self {
-        ViewHandle {
-            version,
-            view,
-            gate,
-        }
+    pub(crate) fn new(view: Arc<V>, gate: Gate) -> Self {
+        ViewHandle { view, gate }
     }
 
     /// The view's name.
@@ -61,9 +57,10 @@ impl<V> ViewHandle<V> {
     /// # Errors
     /// [`DbError::ViewFailed`] if the view fails while (or before) waiting;
     /// [`DbError::Closed`] if the database is or becomes closed.
-    pub async fn ready(&self) -> Result<&V, DbError> {
-        self.wait(self.gate.log.current_since(), Need::Reached)
-            .await
+    pub fn ready(&self) -> impl Future<Output = Result<&V, DbError>> + '_ {
+        // Read at the call, not at the first poll.
+        let target = self.gate.log.current_since();
+        self.wait(target, Need::Reached)
     }
 
     /// Wait until the view includes every record acknowledged now and is fed by the shared feed
@@ -76,10 +73,9 @@ impl<V> ViewHandle<V> {
     ///
     /// # Errors
     /// As [`ready`](ViewHandle::ready).
-    pub async fn live(&self) -> Result<(), DbError> {
-        self.wait(self.gate.log.current_since(), Need::Live)
-            .await
-            .map(drop)
+    pub fn live(&self) -> impl Future<Output = Result<(), DbError>> + '_ {
+        let target = self.gate.log.current_since();
+        self.gate.wait(target, Need::Live)
     }
 
     /// Wait until the view includes the record at `seq` (which may not be appended yet).
@@ -101,13 +97,7 @@ impl<V> ViewHandle<V> {
 
     /// The view's status now.
     pub fn status(&self) -> ViewStatus {
-        let log_since = self.gate.log.current_since();
-        ViewStatus::new(
-            &self.gate.name,
-            self.version,
-            &self.gate.progress.borrow(),
-            log_since,
-        )
+        self.gate.status(self.gate.log.current_since())
     }
 
     async fn wait(&self, target: Option<Seq>, need: Need) -> Result<&V, DbError> {
@@ -117,6 +107,11 @@ impl<V> ViewHandle<V> {
 }
 
 impl Gate {
+    /// The view's status, beside the log's `since`.
+    pub(crate) fn status(&self, log_since: Option<Seq>) -> ViewStatus {
+        ViewStatus::new(&self.name, self.version, &self.progress.borrow(), log_since)
+    }
+
     /// Wait until the view includes `target`, and is live if `need` says so.
     pub(crate) async fn wait(&self, target: Option<Seq>, need: Need) -> Result<(), DbError> {
         // The view's worker stores `readable` after the view applied its records (release), so

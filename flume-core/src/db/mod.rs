@@ -130,7 +130,6 @@ pub(crate) struct Shared<T> {
 type WorkerTask = JoinHandle<Result<(), ViewError>>;
 
 struct Entry {
-    version: u32,
     /// What the view's handles wait on; `rebuild` waits on it too.
     gate: Gate,
     commands: mpsc::Sender<Command>,
@@ -261,7 +260,6 @@ impl<T: Send + Sync + 'static> Db<T> {
             Arc::clone(&self.shared.codec),
         ));
         let name: Arc<str> = Arc::from(name);
-        let version = view.version();
         let (progress_tx, progress) = watch::channel(Progress {
             since: None,
             state: ViewState::Opening,
@@ -270,6 +268,7 @@ impl<T: Send + Sync + 'static> Db<T> {
         let readable = Arc::new(Readable::default());
         let gate = Gate {
             name: Arc::clone(&name),
+            version: view.version(),
             progress,
             readable: Arc::clone(&readable),
             log: Arc::clone(&self.shared.log),
@@ -281,7 +280,6 @@ impl<T: Send + Sync + 'static> Db<T> {
                 return Err(DbError::DuplicateView(name.to_string()));
             }
             let entry = Entry {
-                version,
                 gate: gate.clone(),
                 commands: commands_tx,
             };
@@ -301,7 +299,7 @@ impl<T: Send + Sync + 'static> Db<T> {
         };
         lock(&self.shared.tasks).push((Arc::clone(&name), tokio::spawn(worker.run())));
         let _ = started.await;
-        Ok(ViewHandle::new(version, view, gate))
+        Ok(ViewHandle::new(view, gate))
     }
 
     /// Append one record and return its seq once it is acknowledged by the log.
@@ -400,12 +398,12 @@ impl<T: Send + Sync + 'static> Db<T> {
         self.check_open()?;
         let targets: Vec<(Gate, mpsc::Sender<Command>)> = {
             let views = lock(&self.shared.views);
-            let target = |e: &Entry| (e.gate.clone(), e.commands.clone());
+            let pick = |e: &Entry| (e.gate.clone(), e.commands.clone());
             match name {
-                Some(n) => vec![target(
+                Some(n) => vec![pick(
                     views.get(n).ok_or_else(|| DbError::UnknownView(n.into()))?,
                 )],
-                None => views.values().map(target).collect(),
+                None => views.values().map(pick).collect(),
             }
         };
         let target = self.since();
@@ -430,8 +428,8 @@ impl<T: Send + Sync + 'static> Db<T> {
     pub fn status(&self) -> Vec<ViewStatus> {
         let log_since = self.since();
         lock(&self.shared.views)
-            .iter()
-            .map(|(name, e)| ViewStatus::new(name, e.version, &e.gate.progress.borrow(), log_since))
+            .values()
+            .map(|e| e.gate.status(log_since))
             .collect()
     }
 

@@ -134,7 +134,8 @@ mod tests {
         let mut rx = cell.subscribe();
         assert_eq!(cell.load(), None);
         cell.publish(Seq(3));
+        assert_eq!(cell.load(), Some(Seq(3)));
         assert!(rx.has_changed().unwrap());
-        assert_eq!(*rx.borrow_and_update(), cell.load());
+        assert_eq!(*rx.borrow_and_update(), Some(Seq(3)));
     }
 }

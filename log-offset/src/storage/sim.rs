@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use super::{LockError, LockGuard, Storage, StorageFile};
+use crate::log::lock;
 
 const SECTOR: u64 = 512;
 const EIO: i32 = 5;
@@ -149,18 +150,18 @@ impl SimStorage {
     /// [`release_syncs`](Self::release_syncs): appends then queue up behind a sync in progress,
     /// as behind a slow disk.
     pub fn hold_syncs(&self) {
-        *relock(&self.syncs_held.0) = true;
+        *lock(&self.syncs_held.0) = true;
     }
 
     /// Let held and later file syncs run.
     pub fn release_syncs(&self) {
-        *relock(&self.syncs_held.0) = false;
+        *lock(&self.syncs_held.0) = false;
         self.syncs_held.1.notify_all();
     }
 
     fn wait_while_syncs_held(&self) {
         let (held, released) = &*self.syncs_held;
-        let mut held = relock(held);
+        let mut held = lock(held);
         while *held {
             held = released.wait(held).unwrap_or_else(|p| p.into_inner());
         }
@@ -212,13 +213,8 @@ impl SimStorage {
     }
 
     fn sim(&self) -> MutexGuard<'_, Sim> {
-        relock(&self.inner)
+        lock(&self.inner)
     }
-}
-
-/// Lock, ignoring poison: a test that panicked holding it already reports its failure.
-fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Sim {

@@ -39,8 +39,11 @@ pub(crate) async fn one(
         .store
         .view(&name)
         .map_err(|e| ApiError::not_found(e.to_string()))?;
+    // The value first: its read waits for the view, so the status after it describes a view
+    // that includes at least what the value does.
+    let value = view.value().await?;
     let mut body = status_json(&view.status());
-    if let Some(value) = view.value().await? {
+    if let Some(value) = value {
         body["value"] = value;
     }
     Ok(Json(body))
