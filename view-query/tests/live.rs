@@ -97,3 +97,23 @@ async fn a_live_query_starts_when_it_is_called() {
     later.await.unwrap();
     fx.db.close().await.unwrap();
 }
+
+/// A live query without old records opens its log stream when called; on a database closed by
+/// then, its first and only item is the error that says so (it neither hangs nor yields nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_query_of_a_closed_database_says_it_is_closed() {
+    let fx = common::fixture().await;
+    fx.db.close().await.unwrap();
+    let q = Query::parse(&json!([{"$map": "n"}])).unwrap();
+    let items: Vec<_> = fx
+        .view
+        .query(&q, QueryOpts::new().live().old(false))
+        .collect()
+        .await;
+    assert_eq!(items.len(), 1, "one item: the error");
+    let error = items[0].as_ref().unwrap_err().to_string();
+    assert!(
+        error.contains("the database is closed"),
+        "the error says why: {error}"
+    );
+}

@@ -76,7 +76,7 @@ impl Decoding {
     }
 }
 
-/// Fill the log with typed records of about 100 bytes, then time one decoded full scan between
+/// Fill the log with typed 100-byte records, then time one decoded full scan between
 /// two passes of its baseline, and then the same scan undecoded.
 async fn scan(
     ctx: &Ctx,
