@@ -54,7 +54,7 @@ impl Header {
 /// Parse a header, rejecting impossible values before anything is allocated for the payload.
 ///
 /// `pos` is the frame's file offset: a watermark above it cannot have been written.
-pub(crate) fn parse_header(b: &[u8], pos: u64, max_record: u32) -> Result<Header, &'static str> {
+pub(crate) fn parse_header(b: &[u8], pos: u64) -> Result<Header, &'static str> {
     let len = u32_at(b, 0);
     let crc = u32_at(b, 4);
     let word = u64::from_le_bytes(arr(&b[8..16]));
@@ -62,9 +62,6 @@ pub(crate) fn parse_header(b: &[u8], pos: u64, max_record: u32) -> Result<Header
     let flags = b[14];
     if b[15] != 0 || flags & !BATCH_END != 0 {
         return Err("frame header has unknown flags");
-    }
-    if len > max_record {
-        return Err("frame length exceeds the maximum record size");
     }
     if watermark < SEG_HEADER || watermark > pos {
         return Err("frame header has an impossible sync watermark");
@@ -264,7 +261,7 @@ mod tests {
         let mut buf = FrameBuf::new();
         buf.push(77, b"hello", SEG_HEADER, BATCH_END);
         let frame = buf.frames();
-        let h = parse_header(frame, 100, 1 << 20).unwrap();
+        let h = parse_header(frame, 100).unwrap();
         assert_eq!(h.len, 5);
         assert!(h.batch_end());
         assert_eq!(h.frame_len(), frame.len() as u64);
@@ -297,7 +294,7 @@ mod tests {
         let mut at = 0;
         let mut seq = 1000;
         while at < expected.len() {
-            let h = parse_header(&expected[at..], 1 << 20, 1 << 20).unwrap();
+            let h = parse_header(&expected[at..], 1 << 20).unwrap();
             let end = at + h.frame_len() as usize;
             verify(&expected[at..end], seq, &h).unwrap();
             seq += h.frame_len();
@@ -314,7 +311,7 @@ mod tests {
     #[test]
     fn zeros_never_verify() {
         let zeros = [0u8; 20];
-        if let Ok(h) = parse_header(&zeros, 100, 1 << 20) {
+        if let Ok(h) = parse_header(&zeros, 100) {
             assert!(verify(&zeros, 0, &h).is_err());
         }
     }

@@ -66,8 +66,7 @@ impl Index {
             let h = chunks
                 .get(p, frame::HEADER as u64)
                 .map_err(|e| ctx.io(&seg.name, e))?;
-            let header = frame::parse_header(h, p, ctx.max_record)
-                .map_err(|r| ctx.corrupt(&seg.name, p, r))?;
+            let header = frame::parse_header(h, p).map_err(|r| ctx.corrupt(&seg.name, p, r))?;
             p += header.frame_len();
         }
         Ok(p)
@@ -85,7 +84,7 @@ impl Index {
         let mut last = self.samples.last().copied().unwrap_or(SEG_HEADER);
         let mut chunks = Chunks::new(file, SEG_HEADER, hi);
         while p < target && p < hi {
-            match structure(&mut chunks, p, hi, ctx.max_record) {
+            match structure(&mut chunks, p, hi) {
                 Ok(len) => {
                     if p - last >= SAMPLE_GAP {
                         self.samples.push(p);
@@ -113,17 +112,12 @@ impl Index {
 }
 
 /// The length of the frame at `p` if its structure holds; `Err(None)` on a read failure.
-fn structure(
-    chunks: &mut Chunks<'_>,
-    p: u64,
-    hi: u64,
-    max_record: u32,
-) -> Result<u64, Option<&'static str>> {
+fn structure(chunks: &mut Chunks<'_>, p: u64, hi: u64) -> Result<u64, Option<&'static str>> {
     if p + frame::OVERHEAD > hi {
         return Err(Some("frame header runs past the end of the data"));
     }
     let h = chunks.get(p, frame::HEADER as u64).map_err(|_| None)?;
-    let header = frame::parse_header(h, p, max_record).map_err(Some)?;
+    let header = frame::parse_header(h, p).map_err(Some)?;
     let len = header.frame_len();
     if p + len > hi {
         return Err(Some("frame runs past the end of the data"));

@@ -58,7 +58,6 @@ impl Shared {
     pub(crate) fn ctx(&self) -> Ctx<'_> {
         Ctx {
             storage: &*self.storage,
-            max_record: self.opts.max_record_size,
         }
     }
 

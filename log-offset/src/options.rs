@@ -30,8 +30,10 @@ pub struct Options {
     /// A segment file is closed and a new one started once it would grow past this many bytes
     /// (a batch is never split, so one larger batch makes one larger segment). Default 64 MiB.
     pub segment_size: u64,
-    /// The largest record accepted, in bytes; checked before anything is written or allocated,
-    /// on append and on read. Default 16 MiB.
+    /// The largest record an append accepts, in bytes; checked before anything is written.
+    /// Default 16 MiB. Reads do not apply it: records written under a larger limit stay
+    /// readable (and recovery keeps them) after a reopen with a smaller one, and a frame's
+    /// length is checked against the data around it before anything is allocated for it.
     pub max_record_size: u32,
     /// Bytes of appends that may wait for the writer; further appends wait (backpressure).
     /// Default 32 MiB.

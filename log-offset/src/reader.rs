@@ -122,7 +122,7 @@ impl Shared {
         // No read-ahead: a get reads its header, then its frame.
         let mut chunks = Chunks::new(&*file, SEG_HEADER, seg.pos(hi)).ahead(0);
         let pos = seg.pos(seq.0);
-        let frame = frame_at(&mut chunks, &seg, pos, seg.pos(hi), ctx.max_record)
+        let frame = frame_at(&mut chunks, &seg, pos, seg.pos(hi))
             .map_err(|b| bad_to_error(ctx, &seg, pos, b))?;
         Ok(frame.payload)
     }
@@ -187,7 +187,7 @@ impl Shared {
                 if !range.contains(seq) {
                     return Ok((out, last_end));
                 }
-                let f = frame_at(&mut chunks, &seg, p, hi_pos, ctx.max_record)
+                let f = frame_at(&mut chunks, &seg, p, hi_pos)
                     .map_err(|b| bad_to_error(ctx, &seg, p, b))?;
                 p += f.header.frame_len();
                 last_end = seg.seq(p);
@@ -228,7 +228,7 @@ impl Shared {
             let mut p = seg.pos(x);
             let mut chunks = Chunks::new(&*file, SEG_HEADER, p);
             while p > SEG_HEADER && out.len() < range.max && bytes < range.max_bytes {
-                let (start, f) = frame_before(&mut chunks, &seg, p, SEG_HEADER, ctx.max_record)
+                let (start, f) = frame_before(&mut chunks, &seg, p, SEG_HEADER)
                     .map_err(|b| bad_to_error(ctx, &seg, p, b))?;
                 let seq = Seq(seg.seq(start));
                 if !range.contains(seq) {

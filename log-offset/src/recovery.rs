@@ -42,10 +42,7 @@ pub(crate) struct Recovered {
 }
 
 pub(crate) fn recover(storage: &dyn Storage, opts: &Options) -> Result<Recovered, LogError> {
-    let ctx = Ctx {
-        storage,
-        max_record: opts.max_record_size,
-    };
+    let ctx = Ctx { storage };
     let writable = !opts.read_only;
     let dir_err = |e| ctx.io("", e);
     let mut bases = Vec::new();
@@ -152,14 +149,13 @@ fn scan_tail(
     len: u64,
     verify_bytes: u64,
 ) -> Result<(u64, Option<(u64, u64)>), LogError> {
-    let max = ctx.max_record;
     let mut chunks = Chunks::new(file, SEG_HEADER, len);
 
     // 1. The newest frame that checks, and its watermark.
     let mut p = len;
     let mut watermark = SEG_HEADER;
     while p >= SEG_HEADER + frame::OVERHEAD {
-        match frame_before(&mut chunks, seg, p, SEG_HEADER, max) {
+        match frame_before(&mut chunks, seg, p, SEG_HEADER) {
             Ok((_, f)) => {
                 watermark = f.header.watermark;
                 break;
@@ -173,7 +169,7 @@ fn scan_tail(
     let mut end = watermark;
     let mut p = watermark;
     while p < len {
-        match frame_at(&mut chunks, seg, p, len, max) {
+        match frame_at(&mut chunks, seg, p, len) {
             Ok(f) => {
                 p += f.header.frame_len();
                 if f.header.batch_end() {
@@ -189,7 +185,7 @@ fn scan_tail(
     let mut q = end;
     let mut last = None;
     while q > SEG_HEADER {
-        match frame_before(&mut chunks, seg, q, SEG_HEADER, max) {
+        match frame_before(&mut chunks, seg, q, SEG_HEADER) {
             Ok((s, f)) => {
                 if last.is_none() {
                     if !f.header.batch_end() {
@@ -230,7 +226,7 @@ fn scan_until_bad(
     let mut chunks = Chunks::new(file, SEG_HEADER, len);
     let (mut p, mut end, mut last) = (SEG_HEADER, SEG_HEADER, None);
     while p < len {
-        match frame_at(&mut chunks, seg, p, len, ctx.max_record) {
+        match frame_at(&mut chunks, seg, p, len) {
             Ok(f) => {
                 let start = p;
                 p += f.header.frame_len();
@@ -255,7 +251,7 @@ fn last_of_sealed(ctx: Ctx<'_>, sealed: &[Arc<Segment>]) -> Result<Option<(u64, 
             continue;
         }
         let mut chunks = Chunks::new(&*file, SEG_HEADER, len);
-        let (s, _) = frame_before(&mut chunks, seg, len, SEG_HEADER, ctx.max_record)
+        let (s, _) = frame_before(&mut chunks, seg, len, SEG_HEADER)
             .map_err(|b| bad_to_error(ctx, seg, len, b))?;
         return Ok(Some((seg.seq(s), seg.seq(len))));
     }

@@ -20,7 +20,6 @@ pub(crate) const CHUNK: usize = 256 << 10;
 #[derive(Clone, Copy)]
 pub(crate) struct Ctx<'a> {
     pub(crate) storage: &'a dyn Storage,
-    pub(crate) max_record: u32,
 }
 
 impl Ctx<'_> {
@@ -240,13 +239,12 @@ pub(crate) fn frame_at(
     seg: &Segment,
     pos: u64,
     hi: u64,
-    max_record: u32,
 ) -> Result<Frame, Bad> {
     if pos + frame::OVERHEAD > hi {
         return Err(Bad::Frame("frame header runs past the end of the data"));
     }
     let h = chunks.get(pos, frame::HEADER as u64)?;
-    let header = frame::parse_header(h, pos, max_record).map_err(Bad::Frame)?;
+    let header = frame::parse_header(h, pos).map_err(Bad::Frame)?;
     if pos + header.frame_len() > hi {
         return Err(Bad::Frame("frame runs past the end of the data"));
     }
@@ -262,7 +260,6 @@ pub(crate) fn frame_before(
     seg: &Segment,
     end: u64,
     lo: u64,
-    max_record: u32,
 ) -> Result<(u64, Frame), Bad> {
     if end < lo + frame::OVERHEAD {
         return Err(Bad::Frame(
@@ -271,9 +268,6 @@ pub(crate) fn frame_before(
     }
     let t = chunks.get_back(end - frame::TRAILER as u64, frame::TRAILER as u64)?;
     let len = frame::trailer_len(t);
-    if len > max_record {
-        return Err(Bad::Frame("frame trailer exceeds the maximum record size"));
-    }
     let start = end.saturating_sub(frame::OVERHEAD + u64::from(len));
     if start < lo {
         return Err(Bad::Frame(
@@ -281,7 +275,7 @@ pub(crate) fn frame_before(
         ));
     }
     let bytes = chunks.get_back(start, end - start)?;
-    let header = frame::parse_header(bytes, start, max_record).map_err(Bad::Frame)?;
+    let header = frame::parse_header(bytes, start).map_err(Bad::Frame)?;
     if header.len != len {
         return Err(Bad::Frame("frame trailer does not match its header"));
     }

@@ -128,7 +128,7 @@ pub fn verify(dir: impl AsRef<Path>) -> Result<VerifyReport, LogError> {
     verify_with(dir, &Options::default(), &mut |_| {})
 }
 
-/// [`verify`] with the log's options (the maximum record size matters) and a progress callback,
+/// [`verify`] with the log's options (recovery's, for the last segment) and a progress callback,
 /// called with the number of bytes walked so far (at most every MiB and once per segment).
 ///
 /// # Errors
@@ -150,10 +150,7 @@ pub fn verify_storage(
     opts: &Options,
     progress: &mut dyn FnMut(u64),
 ) -> Result<VerifyReport, LogError> {
-    let ctx = Ctx {
-        storage,
-        max_record: opts.max_record_size,
-    };
+    let ctx = Ctx { storage };
     let mut bases: Vec<u64> = storage
         .list()
         .map_err(|e| ctx.io("", e))?
@@ -226,7 +223,7 @@ pub fn verify_storage(
         };
         let mut chunks = Chunks::new(&*file, SEG_HEADER, len);
         let mut walk = Walk::new(SEG_HEADER);
-        let stop = walk.run(&mut chunks, &seg, hi, ctx.max_record, &mut |n| {
+        let stop = walk.run(&mut chunks, &seg, hi, &mut |n| {
             progress(walked + n);
         });
         let seg_report = report.segments.last_mut();
@@ -266,7 +263,7 @@ pub fn verify_storage(
                 // Recovery stopped before a bad frame: find it, past the incomplete batch
                 // that precedes it.
                 let mut rest = Walk::new(hi);
-                let stop = rest.run(&mut chunks, &seg, len, ctx.max_record, &mut |_| {});
+                let stop = rest.run(&mut chunks, &seg, len, &mut |_| {});
                 let (pos, reason) = match stop {
                     Stop::Io(e) => return Err(ctx.io(&seg.name, e)),
                     Stop::Bad(pos, reason) => (pos, reason.to_string()),
@@ -343,13 +340,12 @@ impl Walk {
         chunks: &mut Chunks<'_>,
         seg: &Segment,
         hi: u64,
-        max_record: u32,
         progress: &mut dyn FnMut(u64),
     ) -> Stop {
         let mut pending = 0u64;
         let mut reported = self.pos;
         while self.pos < hi {
-            let f = match frame_at(chunks, seg, self.pos, hi, max_record) {
+            let f = match frame_at(chunks, seg, self.pos, hi) {
                 Ok(f) => f,
                 Err(Bad::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                     return Stop::Bad(self.pos, "the file ends inside this frame");
@@ -426,7 +422,6 @@ pub struct Repair {
     _lock: LockGuard,
     report: VerifyReport,
     plan: Option<RepairPlan>,
-    max_record: u32,
 }
 
 impl std::fmt::Debug for Repair {
@@ -469,17 +464,13 @@ impl Repair {
             },
         })?;
         let report = verify_storage(&*storage, opts, progress)?;
-        let ctx = Ctx {
-            storage: &*storage,
-            max_record: opts.max_record_size,
-        };
+        let ctx = Ctx { storage: &*storage };
         let plan = plan(ctx, &report)?;
         Ok(Repair {
             storage,
             _lock: lock,
             report,
             plan,
-            max_record: opts.max_record_size,
         })
     }
 
@@ -507,10 +498,7 @@ impl Repair {
             return Ok(None);
         };
         let storage = &*self.storage;
-        let ctx = Ctx {
-            storage,
-            max_record: self.max_record,
-        };
+        let ctx = Ctx { storage };
         for path in plan.removed.iter().rev() {
             let name = file_name(path);
             storage.remove(&name).map_err(|e| ctx.io(&name, e))?;
@@ -590,7 +578,7 @@ fn plan(ctx: Ctx<'_>, report: &VerifyReport) -> Result<Option<RepairPlan>, LogEr
         let mut chunks = Chunks::new(&*file, SEG_HEADER, hi);
         let mut pos = from;
         while pos < hi {
-            match frame_at(&mut chunks, seg, pos, hi, ctx.max_record) {
+            match frame_at(&mut chunks, seg, pos, hi) {
                 Ok(f) => {
                     first_lost.get_or_insert(Seq(seg.seq(pos)));
                     lost_records += 1;

@@ -7,7 +7,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use flume_core::{Bytes, Log, LogError, ReadRange, Seq, StreamOpts};
-use flume_log_offset::{Durability, OffsetLog, Options, SimStorage};
+use flume_log_offset::{Durability, OffsetLog, Options, SimStorage, verify_storage};
 use futures::TryStreamExt;
 
 fn rec(i: usize) -> Bytes {
@@ -169,6 +169,34 @@ async fn retire_before_truncates_whole_segments() {
         .await
         .unwrap();
     assert_eq!(kept.last(), all.last());
+}
+
+/// `max_record_size` limits appends only: a reopen with a smaller one reads, keeps and verifies
+/// the larger records already acknowledged (it once took them for a torn tail and cut them).
+#[tokio::test]
+async fn a_smaller_max_record_size_at_reopen_keeps_larger_records() {
+    let storage = Arc::new(SimStorage::new());
+    let records: Vec<Bytes> = (0..10u8).map(|i| Bytes::from(vec![i; 2000])).collect();
+    let log = OffsetLog::open_storage(storage.clone(), Options::new()).unwrap();
+    log.append_batch(records[..5].to_vec()).await.unwrap();
+    for r in &records[5..] {
+        log.append(r.clone()).await.unwrap();
+    }
+    log.close().await.unwrap();
+    drop(log);
+    let small = Options::new().max_record_size(1000);
+    let report = verify_storage(&*storage, &small, &mut |_| {}).unwrap();
+    assert!(report.corruption.is_none(), "{report:?}");
+    let log = OffsetLog::open_storage(storage.clone(), small.clone()).unwrap();
+    let values = |got: Vec<(Seq, Bytes)>| got.into_iter().map(|(_, v)| v).collect::<Vec<_>>();
+    let all = range(Bound::Unbounded, Bound::Unbounded, false);
+    assert_eq!(values(log.read(all.clone()).await.unwrap()), records);
+    let too_large = log.append(records[0].clone()).await.unwrap_err();
+    assert!(matches!(too_large.error, LogError::TooLarge { .. }));
+    log.close().await.unwrap();
+    drop(log);
+    let log = OffsetLog::open_storage(storage, Options::new()).unwrap();
+    assert_eq!(values(log.read(all).await.unwrap()), records);
 }
 
 #[tokio::test]
