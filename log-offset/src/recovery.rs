@@ -24,7 +24,9 @@ use flume_core::LogError;
 
 use crate::frame::{self, SEG_HEADER};
 use crate::options::Options;
-use crate::segment::{Bad, Chunks, Ctx, Segment, bad_to_error, frame_at, frame_before};
+use crate::segment::{
+    Bad, Chunks, Ctx, Segment, bad_to_error, check_header, frame_at, frame_before,
+};
 use crate::storage::{Storage, StorageFile};
 
 /// The state of the log found on disk.
@@ -103,10 +105,7 @@ pub(crate) fn recover(storage: &dyn Storage, opts: &Options) -> Result<Recovered
         .open(&name, writable)
         .map_err(|e| ctx.io(&name, e))?;
     let seg = Arc::new(Segment::new(last_base, Some(file.clone())));
-    let mut h = [0u8; SEG_HEADER as usize];
-    file.read_exact_at(&mut h, 0)
-        .map_err(|_| ctx.corrupt(&name, 0, "segment header is missing"))?;
-    frame::check_segment_header(&h, last_base).map_err(|r| ctx.corrupt(&name, 0, r))?;
+    check_header(ctx, &name, &*file, last_base)?;
     let len = file.len().map_err(|e| ctx.io(&name, e))?;
 
     let mut corruption = None;

@@ -82,15 +82,31 @@ impl Segment {
             .storage
             .open(&self.name, false)
             .map_err(|e| ctx.io(&self.name, e))?;
-        let mut h = [0u8; SEG_HEADER as usize];
-        f.read_exact_at(&mut h, 0)
-            .map_err(|_| ctx.corrupt(&self.name, 0, "segment header is missing"))?;
-        frame::check_segment_header(&h, self.base).map_err(|r| ctx.corrupt(&self.name, 0, r))?;
+        check_header(ctx, &self.name, &*f, self.base)?;
         Ok(self.file.get_or_init(|| f).clone())
     }
 
     pub(crate) fn index(&self) -> MutexGuard<'_, Index> {
         self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Read a segment file's header and check it against the segment's `base`. Damage (a file too
+/// short to hold it, a wrong magic, version or base) is `Corrupt` at offset 0; any other failure
+/// to read is `Io`: it says nothing about the data, and `repair` must not cut for it.
+pub(crate) fn check_header(
+    ctx: Ctx<'_>,
+    name: &str,
+    file: &dyn StorageFile,
+    base: u64,
+) -> Result<(), LogError> {
+    let mut h = [0u8; SEG_HEADER as usize];
+    match file.read_exact_at(&mut h, 0) {
+        Ok(()) => frame::check_segment_header(&h, base).map_err(|r| ctx.corrupt(name, 0, r)),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            Err(ctx.corrupt(name, 0, "segment header is missing"))
+        }
+        Err(e) => Err(ctx.io(name, e)),
     }
 }
 

@@ -41,7 +41,7 @@ use flume_core::{LogError, Seq};
 use crate::frame::{self, SEG_HEADER};
 use crate::options::Options;
 use crate::recovery;
-use crate::segment::{Bad, Chunks, Ctx, Segment, frame_at};
+use crate::segment::{Bad, Chunks, Ctx, Segment, check_header, frame_at};
 use crate::storage::{FsStorage, LockError, LockGuard, Storage};
 
 /// How often (in bytes walked) the progress callback is called.
@@ -192,13 +192,17 @@ pub fn verify_storage(
             bytes: len.saturating_sub(offset),
             reason,
         };
-        if let Err(reason) = check_header(storage, &seg.name, base) {
-            report.corruption = Some(damage(0, reason));
-            continue;
-        }
         let file = storage
             .open(&seg.name, false)
             .map_err(|e| ctx.io(&seg.name, e))?;
+        match check_header(ctx, &seg.name, &*file, base) {
+            Ok(()) => {}
+            Err(LogError::Corrupt { reason, .. }) => {
+                report.corruption = Some(damage(0, reason));
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
         let is_last = i + 1 == bases.len();
         // Where the valid data of this segment must end: the whole file for a sealed segment;
         // what recovery keeps for the last one (bytes after it are a torn tail).
@@ -289,15 +293,6 @@ pub fn verify_storage(
         }
     }
     Ok(report)
-}
-
-/// Check a segment file's header against its name.
-fn check_header(storage: &dyn Storage, name: &str, base: u64) -> Result<(), String> {
-    let file = storage.open(name, false).map_err(|e| e.to_string())?;
-    let mut h = [0u8; SEG_HEADER as usize];
-    file.read_exact_at(&mut h, 0)
-        .map_err(|_| "segment header is missing".to_string())?;
-    frame::check_segment_header(&h, base)
 }
 
 /// Why a walk stopped.
@@ -568,13 +563,18 @@ fn plan(ctx: Ctx<'_>, report: &VerifyReport) -> Result<Option<RepairPlan>, LogEr
     let mut lost_records = 0;
     let mut first_lost = None;
     let mut count = |seg: &Segment, from: u64, hi: u64| -> Result<(), LogError> {
-        if from >= hi || check_header(ctx.storage, &seg.name, seg.base).is_err() {
+        if from >= hi {
             return Ok(());
         }
         let file = ctx
             .storage
             .open(&seg.name, false)
             .map_err(|e| ctx.io(&seg.name, e))?;
+        match check_header(ctx, &seg.name, &*file, seg.base) {
+            Ok(()) => {}
+            Err(LogError::Corrupt { .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        }
         let mut chunks = Chunks::new(&*file, SEG_HEADER, hi);
         let mut pos = from;
         while pos < hi {

@@ -3,12 +3,14 @@
 
 #![allow(clippy::unwrap_used)] // test helpers panic on failure, like the tests
 
+use std::io;
 use std::ops::Bound;
 use std::sync::Arc;
 
 use flume_core::{Bytes, Log, LogError, ReadRange, Seq};
-use flume_log_offset::storage::{Fault, FaultOp};
-use flume_log_offset::{Durability, OffsetLog, Options, SimStorage};
+use flume_log_offset::storage::{Fault, FaultOp, LockError, LockGuard, Storage, StorageFile};
+use flume_log_offset::{Durability, OffsetLog, Options, Repair, SimStorage, verify_storage};
+use futures::FutureExt;
 use futures::future::join_all;
 
 fn all() -> ReadRange {
@@ -178,4 +180,83 @@ async fn open_fails_cleanly_when_the_disk_fails() {
     // The lock was released and the half-created segment is cleaned up.
     let log = OffsetLog::open_storage(Arc::new(storage), Options::new()).unwrap();
     log.append(Bytes::from("ok")).await.unwrap();
+}
+
+/// A storage that cannot open one file, as when the disk fails to read it (EIO) or its
+/// permissions changed; every other operation goes to `inner`.
+struct Unopenable {
+    inner: SimStorage,
+    name: String,
+}
+
+impl Storage for Unopenable {
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        self.inner.path(name)
+    }
+    fn list(&self) -> io::Result<Vec<String>> {
+        self.inner.list()
+    }
+    fn file_len(&self, name: &str) -> io::Result<u64> {
+        self.inner.file_len(name)
+    }
+    fn open(&self, name: &str, write: bool) -> io::Result<Arc<dyn StorageFile>> {
+        if name == self.name {
+            return Err(io::Error::from_raw_os_error(5)); // EIO
+        }
+        self.inner.open(name, write)
+    }
+    fn create(&self, name: &str) -> io::Result<Arc<dyn StorageFile>> {
+        self.inner.create(name)
+    }
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn remove(&self, name: &str) -> io::Result<()> {
+        self.inner.remove(name)
+    }
+    fn sync_dir(&self) -> io::Result<()> {
+        self.inner.sync_dir()
+    }
+    fn lock(&self) -> Result<LockGuard, LockError> {
+        self.inner.lock()
+    }
+}
+
+/// A segment that cannot be read is an I/O error for reads, `verify` and `repair`, never damage:
+/// damage at a segment's header would make `repair` replace it and delete every later segment.
+#[tokio::test]
+async fn an_unreadable_segment_is_an_io_error_not_damage() {
+    let storage = SimStorage::new();
+    let opts = Options::new().segment_size(4096);
+    let log = OffsetLog::open_storage(Arc::new(storage.clone()), opts.clone()).unwrap();
+    let records = acked(&log, 300).await;
+    log.close().await.unwrap();
+    drop(log);
+    let mut names = storage.list().unwrap();
+    names.retain(|n| n.ends_with(".log"));
+    names.sort();
+    assert!(names.len() >= 3, "{names:?}");
+    let unopenable = Arc::new(Unopenable {
+        inner: storage.clone(),
+        name: names[1].clone(),
+    });
+    let is_io = |e: &LogError| matches!(e, LogError::Io { .. });
+
+    let e = verify_storage(&*unopenable, &opts, &mut |_| {}).unwrap_err();
+    assert!(is_io(&e), "verify: {e}");
+    let e = Repair::prepare_storage(unopenable.clone(), &opts, &mut |_| {}).unwrap_err();
+    assert!(is_io(&e), "repair: {e}");
+    let log = OffsetLog::open_storage(unopenable, opts.clone()).unwrap();
+    let in_second = records
+        .iter()
+        .map(|(seq, _)| *seq)
+        .find(|seq| log.get(*seq).now_or_never().unwrap().is_err())
+        .expect("a record in the unreadable segment");
+    let e = log.get(in_second).await.unwrap_err();
+    assert!(is_io(&e), "get: {e}");
+    log.close().await.unwrap();
+    drop(log);
+
+    let log = OffsetLog::open_storage(Arc::new(storage), opts).unwrap();
+    assert_eq!(log.read(all()).await.unwrap(), records, "nothing was cut");
 }
