@@ -40,6 +40,10 @@ pub(crate) struct Shared {
     /// Closed when the writer has stopped, which ends live streams.
     since: SinceCell,
     closed: AtomicBool,
+    /// How the close went, once it is over (the writer stopped, the lock released, `since`
+    /// closed): every `close` call waits for it, and the writer's thread, not a caller's future,
+    /// sets it, so a caller that stops waiting leaves the close to finish.
+    finished: watch::Sender<Option<Result<(), String>>>,
     poisoned: Mutex<Option<String>>,
     pub(crate) cache: Mutex<crate::reader::BoundaryCache>,
     corruption: Option<(std::path::PathBuf, u64, String)>,
@@ -79,6 +83,18 @@ impl Shared {
 
     pub(crate) fn poison(&self, reason: String) {
         lock(&self.poisoned).get_or_insert(reason);
+    }
+
+    /// End the close: `since` closes, which ends live streams, and every `close` call returns.
+    fn finish(&self, outcome: Result<(), String>) {
+        self.since.close();
+        self.finished.send_if_modified(|f| {
+            let first = f.is_none();
+            if first {
+                *f = Some(outcome);
+            }
+            first
+        });
     }
 
     pub(crate) fn poison_reason(&self) -> Option<String> {
@@ -177,6 +193,7 @@ impl OffsetLog {
             }),
             since: SinceCell::new(rec.last.map(|(s, _)| Seq(s))),
             closed: AtomicBool::new(false),
+            finished: watch::Sender::new(None),
             poisoned: Mutex::new(None),
             cache: Mutex::new(cache),
             corruption,
@@ -187,9 +204,11 @@ impl OffsetLog {
                 let (tx, rx) = mpsc::channel();
                 let w = Writer::new(shared.clone(), seg, file, pos, lock, rx);
                 let gather = w.gather();
+                let finisher = Finisher(shared.clone());
                 let thread = std::thread::Builder::new()
                     .name("flume-log-writer".into())
-                    .spawn(move || w.run())
+                    // The writer (and the lock it holds) is gone by the time the finisher runs.
+                    .spawn(move || finisher.finish(w.run()))
                     .map_err(|e| LogError::Io {
                         path: shared.storage.path(""),
                         source: e,
@@ -293,7 +312,8 @@ impl OffsetLog {
         Ok(self.first())
     }
 
-    /// Stop the writer after it has processed everything queued; wait for it when `wait`.
+    /// Ask the writer to stop after it has processed everything queued; the receiver gets the
+    /// result of its final sync.
     fn shutdown(&self) -> Option<oneshot::Receiver<Result<(), LogError>>> {
         let w = self.writer.as_ref()?;
         w.queue.close();
@@ -318,8 +338,27 @@ impl Drop for OffsetLog {
             self.shutdown();
             // The lock is released when the writer stops: a reopen right after drop must work.
             self.join();
-            self.shared.since.close();
+            // A read-only log has no writer to finish its close.
+            self.shared.finish(Ok(()));
         }
+    }
+}
+
+/// Finishes the close on the writer's thread once the writer (and its lock) is gone; if the
+/// writer panicked, with an error, so that `close` calls still return.
+struct Finisher(Arc<Shared>);
+
+impl Finisher {
+    fn finish(self, outcome: Result<(), String>) {
+        self.0.finish(outcome);
+    }
+}
+
+impl Drop for Finisher {
+    fn drop(&mut self) {
+        // After `finish`, a no-op.
+        self.0
+            .finish(Err("the log's writer stopped unexpectedly".into()));
     }
 }
 
@@ -415,17 +454,33 @@ impl Log for OffsetLog {
     }
 
     async fn close(&self) -> Result<(), LogError> {
-        if self.shared.closed.swap(true, Ordering::AcqRel) {
-            return Ok(());
-        }
-        let result = match self.shutdown() {
-            Some(done) => done.await.unwrap_or(Ok(())),
-            None => Ok(()),
+        let mut finished = self.shared.finished.subscribe();
+        let reply = if self.shared.closed.swap(true, Ordering::AcqRel) {
+            None
+        } else if self.writer.is_some() {
+            self.shutdown()
+        } else {
+            // Read-only: no writer to stop.
+            self.shared.finish(Ok(()));
+            None
         };
+        // The first call gets the writer's own error; every call waits until the close is over.
+        let own = match reply {
+            Some(done) => done.await.ok(),
+            None => None,
+        };
+        let outcome = finished
+            .wait_for(Option::is_some)
+            .await
+            .ok()
+            .and_then(|f| f.clone())
+            .unwrap_or(Ok(()));
         self.join();
-        // Closes every `since` receiver, which ends live streams.
-        self.shared.since.close();
-        result
+        own.unwrap_or_else(|| {
+            outcome.map_err(|reason| {
+                LogError::Other(format!("closing the log failed: {reason}").into())
+            })
+        })
     }
 }
 

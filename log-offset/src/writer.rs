@@ -141,7 +141,8 @@ impl Writer {
         self.gather.clone()
     }
 
-    pub(crate) fn run(mut self) {
+    /// Process appends until closed; the result of the final sync, which ends the close.
+    pub(crate) fn run(mut self) -> Result<(), String> {
         if let Some(gather) = &self.gather {
             gather.register_writer();
         }
@@ -175,14 +176,16 @@ impl Writer {
                     let _ = reply.send(self.sync());
                 }
                 Some(Msg::Close(reply)) => {
-                    let _ = reply.send(self.sync());
-                    return;
+                    let synced = self.sync();
+                    let outcome = synced.as_ref().map_err(ToString::to_string).copied();
+                    let _ = reply.send(synced);
+                    return outcome;
                 }
                 _ => {}
             }
         }
         // Every handle is gone without a close: still leave the data synced.
-        let _ = self.sync();
+        self.sync().map_err(|e| e.to_string())
     }
 
     /// Add the queued messages to `g` until it is full or meets a control message, then count
