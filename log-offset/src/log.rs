@@ -154,9 +154,17 @@ impl OffsetLog {
     /// # Errors
     /// As [`open_with`](Self::open_with).
     pub fn open_storage(storage: Arc<dyn Storage>, opts: Options) -> Result<Self, LogError> {
-        if opts.segment_size < 4096 || opts.max_record_size == 0 || opts.queue_bytes == 0 {
+        if opts.segment_size < 4096
+            || opts.max_record_size == 0
+            || opts.queue_bytes == 0
+            || opts.queue_bytes > Semaphore::MAX_PERMITS
+        {
             return Err(LogError::Other(
-                "invalid options: segment_size must be at least 4096 bytes, max_record_size and queue_bytes above zero".into(),
+                format!(
+                    "invalid options: segment_size must be at least 4096 bytes, max_record_size above zero, queue_bytes from 1 to {}",
+                    Semaphore::MAX_PERMITS
+                )
+                .into(),
             ));
         }
         let lock = if opts.read_only {

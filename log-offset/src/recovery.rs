@@ -87,7 +87,7 @@ pub(crate) fn recover(storage: &dyn Storage, opts: &Options) -> Result<Recovered
     for pair in bases.windows(2) {
         let name = frame::segment_name(pair[0]);
         let len = storage.file_len(&name).map_err(|e| ctx.io(&name, e))?;
-        if len < SEG_HEADER || pair[0] + (len - SEG_HEADER) != pair[1] {
+        if len < SEG_HEADER || pair[0].checked_add(len - SEG_HEADER) != Some(pair[1]) {
             return Err(ctx.corrupt(
                 &name,
                 len,

@@ -282,7 +282,7 @@ pub fn verify_storage(
                 ));
             }
         } else if let Some(&next) = bases.get(i + 1)
-            && base + (len - SEG_HEADER) != next
+            && base.checked_add(len - SEG_HEADER) != Some(next)
         {
             report.corruption = Some(damage(
                 len,

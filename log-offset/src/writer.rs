@@ -246,13 +246,19 @@ impl Writer {
         while let Some(req) = rest.next() {
             let at = self.end();
             if at > SEG_HEADER && at + req.bytes > self.shared.opts.segment_size {
-                let ok = self.flush(&mut pending, sync) && self.roll();
-                if !ok {
+                // A failed flush failed its own batches, the first with the I/O error; a failed
+                // roll fails this batch with it. The rest are refused as poisoned.
+                let failed = if self.flush(&mut pending, sync) {
+                    self.roll().err()
+                } else {
+                    Some(None)
+                };
+                if let Some(mut first) = failed {
                     let reason = self.shared.poison_reason().unwrap_or_default();
                     for r in std::iter::once(req).chain(rest) {
-                        r.fail(LogError::Poisoned {
+                        r.fail(first.take().unwrap_or_else(|| LogError::Poisoned {
                             reason: reason.clone(),
-                        });
+                        }));
                     }
                     return;
                 }
@@ -344,28 +350,27 @@ impl Writer {
         true
     }
 
-    /// Seal the active segment (synced) and start the next one.
-    fn roll(&mut self) -> bool {
-        if self.sync().is_err() {
-            return false;
+    /// Seal the active segment (synced) and start the next one. On failure the writer is
+    /// poisoned; the error is `Some` when it is new (`None`: poisoned before).
+    fn roll(&mut self) -> Result<(), Option<LogError>> {
+        match self.sync() {
+            Err(LogError::Poisoned { .. }) => return Err(None),
+            Err(e) => return Err(Some(e)),
+            Ok(()) => {}
         }
         let base = self.seg.seq(self.pos);
-        match create_segment(self.shared.ctx(), base) {
-            Ok(file) => {
-                let seg = Arc::new(Segment::new(base, Some(file.clone())));
-                self.shared.add_segment(seg.clone());
-                self.seg = seg;
-                self.file = file;
-                self.pos = SEG_HEADER;
-                self.synced = SEG_HEADER;
-                true
-            }
-            Err(e) => {
-                self.shared
-                    .poison(format!("creating the next segment failed: {e}"));
-                false
-            }
-        }
+        let file = create_segment(self.shared.ctx(), base).map_err(|e| {
+            self.shared
+                .poison(format!("creating the next segment failed: {e}"));
+            Some(e)
+        })?;
+        let seg = Arc::new(Segment::new(base, Some(file.clone())));
+        self.shared.add_segment(seg.clone());
+        self.seg = seg;
+        self.file = file;
+        self.pos = SEG_HEADER;
+        self.synced = SEG_HEADER;
+        Ok(())
     }
 
     /// Whether every group is synced before it is acknowledged (`Sync` mode).

@@ -171,6 +171,23 @@ async fn retire_before_truncates_whole_segments() {
     assert_eq!(kept.last(), all.last());
 }
 
+/// Option values the log cannot work with are refused by open with one message naming the
+/// limits (a queue larger than a semaphore can count panicked inside open).
+#[test]
+fn invalid_options_are_refused_at_open() {
+    for opts in [
+        Options::new().segment_size(4095),
+        Options::new().max_record_size(0),
+        Options::new().queue_bytes(0),
+        Options::new().queue_bytes(usize::MAX),
+    ] {
+        let Err(e) = OffsetLog::open_storage(Arc::new(SimStorage::new()), opts) else {
+            panic!("opened");
+        };
+        assert!(e.to_string().starts_with("invalid options"), "{e}");
+    }
+}
+
 /// `max_record_size` limits appends only: a reopen with a smaller one reads, keeps and verifies
 /// the larger records already acknowledged (it once took them for a torn tail and cut them).
 #[tokio::test]

@@ -147,14 +147,18 @@ async fn failure_creating_the_next_segment_poisons() {
     let before = acked(&log, 3).await;
     storage.inject(Fault::new(FaultOp::Create));
     let big = Bytes::from(vec![7u8; 3000]);
-    let mut failed = false;
+    let mut failed = None;
     for _ in 0..3 {
-        if log.append(big.clone()).await.is_err() {
-            failed = true;
+        if let Err(e) = log.append(big.clone()).await {
+            failed = Some(e.error);
             break;
         }
     }
-    assert!(failed, "a roll needed a new segment and creation failed");
+    let failed = failed.expect("a roll needed a new segment and creation failed");
+    assert!(
+        matches!(failed, LogError::Io { .. }),
+        "the I/O error: {failed}"
+    );
     assert!(matches!(
         log.append(Bytes::from("x")).await.unwrap_err().error,
         LogError::Poisoned { .. }
@@ -166,6 +170,24 @@ async fn failure_creating_the_next_segment_poisons() {
     let log = OffsetLog::open_storage(Arc::new(storage), opts).unwrap();
     assert_eq!(log.read(all()).await.unwrap(), got);
     log.append(big).await.unwrap();
+}
+
+/// In `Buffered` mode a roll syncs the segment it seals: when that sync fails, the batch that
+/// needed the roll gets the I/O error (as a failed group's first batch does), not `Poisoned`.
+#[tokio::test]
+async fn a_failed_sync_at_a_roll_fails_the_batch_with_the_io_error() {
+    let storage = SimStorage::new();
+    let opts = Options::new()
+        .durability(Durability::Buffered)
+        .segment_size(4096);
+    let log = OffsetLog::open_storage(Arc::new(storage.clone()), opts).unwrap();
+    log.append(Bytes::from(vec![1u8; 3000])).await.unwrap();
+    storage.inject(Fault::new(FaultOp::Sync));
+    let e = log.append(Bytes::from(vec![2u8; 3000])).await.unwrap_err();
+    assert!(matches!(e.error, LogError::Io { .. }), "{}", e.error);
+    assert_eq!(e.rejected, Bytes::from(vec![2u8; 3000]));
+    let later = log.append(Bytes::from("x")).await.unwrap_err();
+    assert!(matches!(later.error, LogError::Poisoned { .. }));
 }
 
 #[tokio::test]

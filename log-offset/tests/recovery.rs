@@ -296,3 +296,23 @@ fn every_single_bit_flip_is_detected() {
     }
     println!("10000 flips: {torn} torn tails cut, {at_open} corrupt at open, {at_read} at read");
 }
+
+/// Segment names at the top of the seq space (a damaged or hostile directory) are refused as
+/// corruption, not an arithmetic overflow.
+#[test]
+fn segments_named_near_the_end_of_the_seq_space_are_corruption() {
+    let storage = SimStorage::new();
+    for name in ["18446744073709551000.log", "18446744073709551615.log"] {
+        storage.write_file(name, vec![0u8; 1000]);
+    }
+    for read_only in [false, true] {
+        let opts = Options::new().read_only(read_only);
+        match OffsetLog::open_storage(Arc::new(storage.clone()), opts) {
+            Err(LogError::Corrupt { .. }) => {}
+            Err(e) => panic!("not corruption: {e}"),
+            Ok(_) => panic!("opened"),
+        }
+    }
+    let report = flume_log_offset::verify_storage(&storage, &Options::new(), &mut |_| {}).unwrap();
+    assert!(report.corruption.is_some());
+}
