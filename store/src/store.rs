@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use flume_core::{Db, DbOptions, Log, Postcard, ViewHandle, ViewMeta};
+use flume_log_offset::storage::create_dir_synced;
 use flume_log_offset::{OffsetLog, Options};
 use flume_view_index::{KeyValue, Lmdb};
 use flume_view_query::QueryView;
@@ -46,7 +47,7 @@ impl Store {
     /// it, corruption); LMDB errors.
     pub async fn open(dir: impl AsRef<Path>) -> Result<Store, StoreError> {
         let dir = dir.as_ref();
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+        create_dir_synced(dir).map_err(|e| StoreError::io(dir, e))?;
         let config = Config::load(dir)?;
         Self::open_with(dir, config).await
     }
@@ -57,7 +58,7 @@ impl Store {
     /// As [`open`](Store::open).
     pub async fn open_with(dir: impl AsRef<Path>, config: Config) -> Result<Store, StoreError> {
         let dir = dir.as_ref().to_path_buf();
-        std::fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
+        create_dir_synced(&dir).map_err(|e| StoreError::io(&dir, e))?;
         let options = Options::new()
             .durability(config.log.durability.into())
             .segment_size(config.log.segment_size)

@@ -18,13 +18,13 @@ pub struct FsStorage {
 }
 
 impl FsStorage {
-    /// Use `dir`, creating it (and its parents) if missing.
+    /// Use `dir`, creating it (and its parents) if missing, durably (see [`create_dir_synced`]).
     ///
     /// # Errors
     /// I/O errors creating the directory.
     pub fn new(dir: impl AsRef<Path>) -> io::Result<Self> {
         let dir = dir.as_ref().to_path_buf();
-        fs::create_dir_all(&dir)?;
+        create_dir_synced(&dir)?;
         Ok(FsStorage { dir })
     }
 
@@ -39,6 +39,39 @@ impl FsStorage {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+}
+
+/// Create `dir` and its missing parents, syncing each new directory's parent, so that a power
+/// loss cannot take the new directories, and the synced files in them, away: a file's entry is
+/// made durable by syncing its directory, but that directory's own entry lives in its parent.
+///
+/// # Errors
+/// I/O errors creating or syncing; `AlreadyExists` when `dir` exists but is not a directory.
+pub fn create_dir_synced(dir: &Path) -> io::Result<()> {
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let Some(parent) = dir.parent() else {
+                return Err(e);
+            };
+            create_dir_synced(parent)?;
+            match fs::create_dir(dir) {
+                Ok(()) => {}
+                // Created meanwhile by someone else, who syncs it.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => {
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(e) => return Err(e),
+    }
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    File::open(parent)?.sync_all()
 }
 
 impl Storage for FsStorage {
@@ -154,5 +187,25 @@ impl StorageFile for FsFile {
 
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.0.set_len(len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_dir_synced_makes_missing_parents_and_accepts_an_existing_dir() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("a").join("b").join("log");
+        create_dir_synced(&dir).expect("created");
+        assert!(dir.is_dir());
+        create_dir_synced(&dir).expect("an existing directory is fine");
+        let file = tmp.path().join("a").join("file");
+        fs::write(&file, b"x").expect("write");
+        let e = create_dir_synced(&file).expect_err("a file is in the way");
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        let e = create_dir_synced(&file.join("log")).expect_err("a file is a parent");
+        assert_eq!(e.kind(), io::ErrorKind::NotADirectory);
     }
 }

@@ -13,7 +13,7 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub use fs::FsStorage;
+pub use fs::{FsStorage, create_dir_synced};
 pub use sim::{Fault, FaultOp, SimStorage};
 
 /// A directory of files, as the log uses it.
