@@ -501,6 +501,36 @@ mod tests {
     use super::*;
     use crate::{Durability, SimStorage};
 
+    /// A read that found a sealed segment before `retire_before` removed it, and opens it after,
+    /// gets `Truncated`, as a read that started after the retirement does (not `Io` NotFound).
+    #[tokio::test]
+    async fn a_segment_retired_between_finding_and_opening_it_reads_as_truncated() {
+        let storage = Arc::new(SimStorage::new());
+        let opts = Options::new().segment_size(4096);
+        let log = OffsetLog::open_storage(storage.clone(), opts.clone()).unwrap();
+        let mut seqs = Vec::new();
+        for i in 0..300 {
+            seqs.push(
+                log.append(Bytes::from(format!("record {i}")))
+                    .await
+                    .unwrap(),
+            );
+        }
+        log.close().await.unwrap();
+        drop(log);
+        // Reopened: its sealed segments are opened on first use.
+        let log = OffsetLog::open_storage(storage, opts).unwrap();
+        let found = log.shared.state().segments[0].clone();
+        let first = log.retire_before(seqs[299]).unwrap().unwrap();
+        match log.shared.file(&found, found.base) {
+            Err(LogError::Truncated { seq, first: f }) => {
+                assert_eq!((seq, f), (Seq(found.base), first));
+            }
+            Err(e) => panic!("not truncated: {e}"),
+            Ok(_) => panic!("a retired segment opened"),
+        }
+    }
+
     async fn append_from_tasks(log: &Arc<OffsetLog>, tasks: usize, each: usize) {
         let mut handles = Vec::new();
         for t in 0..tasks {

@@ -17,6 +17,7 @@ use flume_core::{LogError, ReadRange, Seq};
 use crate::frame::SEG_HEADER;
 use crate::log::{Shared, lock};
 use crate::segment::{Chunks, Segment, bad_to_error, frame_at, frame_before};
+use crate::storage::StorageFile;
 
 const CACHE: usize = 64;
 
@@ -83,6 +84,30 @@ impl Shared {
         Ok((seg, hi))
     }
 
+    /// The file of `seg`, read for logical offset `x`. A sealed segment is opened on first use,
+    /// after the state lock that found it was released: `retire_before` may have removed it
+    /// since, and then the read is below the first seq, not an I/O failure.
+    pub(crate) fn file(&self, seg: &Segment, x: u64) -> Result<Arc<dyn StorageFile>, LogError> {
+        seg.file(self.ctx()).map_err(|e| match e {
+            LogError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                let st = self.state();
+                let first = st.segments.first().map_or(st.end, |s| s.base);
+                if seg.base < first {
+                    LogError::Truncated {
+                        seq: Seq(x),
+                        first: Seq(first),
+                    }
+                } else {
+                    LogError::Io {
+                        path: self.storage.path(&seg.name),
+                        source,
+                    }
+                }
+            }
+            e => e,
+        })
+    }
+
     /// The first frame start at or after logical `x` (or `view.end`).
     fn seek(&self, x: u64, view: &View) -> Result<u64, LogError> {
         if x >= view.end {
@@ -91,7 +116,7 @@ impl Shared {
         let x = x.max(view.first);
         let (seg, hi) = self.segment(x, view)?;
         let ctx = self.ctx();
-        let file = seg.file(ctx)?;
+        let file = self.file(&seg, x)?;
         let pos = seg
             .index()
             .seek(ctx, &seg, &*file, seg.pos(x), seg.pos(hi))?;
@@ -118,7 +143,7 @@ impl Shared {
         }
         let (seg, hi) = self.segment(seq.0, &view)?;
         let ctx = self.ctx();
-        let file = seg.file(ctx)?;
+        let file = self.file(&seg, seq.0)?;
         // No read-ahead: a get reads its header, then its frame.
         let mut chunks = Chunks::new(&*file, SEG_HEADER, seg.pos(hi)).ahead(0);
         let pos = seg.pos(seq.0);
@@ -178,7 +203,7 @@ impl Shared {
         let ctx = self.ctx();
         while x < view.end && out.len() < range.max && bytes < range.max_bytes {
             let (seg, hi) = self.segment(x, view)?;
-            let file = seg.file(ctx)?;
+            let file = self.file(&seg, x)?;
             let hi_pos = seg.pos(hi);
             let mut chunks = Chunks::new(&*file, SEG_HEADER, hi_pos);
             let mut p = seg.pos(x);
@@ -224,7 +249,7 @@ impl Shared {
         let ctx = self.ctx();
         while x > view.first && out.len() < range.max && bytes < range.max_bytes {
             let (seg, _) = self.segment(x - 1, view)?;
-            let file = seg.file(ctx)?;
+            let file = self.file(&seg, x - 1)?;
             let mut p = seg.pos(x);
             let mut chunks = Chunks::new(&*file, SEG_HEADER, p);
             while p > SEG_HEADER && out.len() < range.max && bytes < range.max_bytes {
