@@ -9,9 +9,10 @@ pub enum Durability {
     #[default]
     Sync,
     /// Acknowledge after `write`: acknowledged records survive a crash of the process, but a
-    /// power loss or kernel crash may lose the records written since the last sync (a segment
-    /// switch, [`close`](flume_core::Log::close), or [`OffsetLog::sync`](crate::OffsetLog::sync)).
-    /// What survives is still a prefix of whole batches.
+    /// power loss or kernel crash may lose the records written since the last sync (after a
+    /// group once 4 MiB are unsynced, so up to about 12 MiB; a segment switch;
+    /// [`close`](flume_core::Log::close); [`OffsetLog::sync`](crate::OffsetLog::sync)). What
+    /// survives is still a prefix of whole batches.
     Buffered,
 }
 
@@ -41,7 +42,8 @@ pub struct Options {
     /// Open without the writer lock: appends fail with `ReadOnly`, a torn tail is ignored rather
     /// than cut, and a corrupt tail is reported by
     /// [`OffsetLog::corruption`](crate::OffsetLog::corruption) while what precedes it stays
-    /// readable. Default false.
+    /// readable. Beside a live writer it sees the files as they are, which may include the
+    /// group the writer is syncing, before it is acknowledged. Default false.
     pub read_only: bool,
     /// How many bytes before the end of the log open verifies (checksums) besides the torn-tail
     /// window, so recent corruption is found at open rather than on read. Open time grows with
