@@ -58,6 +58,14 @@ pub(crate) struct State {
     pub(crate) last: Option<u64>,
 }
 
+impl State {
+    /// The logical offset of the first retained byte: the first segment's base (the end when
+    /// every segment is gone).
+    pub(crate) fn first(&self) -> u64 {
+        self.segments.first().map_or(self.end, |s| s.base)
+    }
+}
+
 impl Shared {
     pub(crate) fn ctx(&self) -> Ctx<'_> {
         Ctx {
@@ -254,8 +262,7 @@ impl OffsetLog {
     /// The first seq still in the log (records below it were retired), or `None` when empty.
     pub fn first(&self) -> Option<Seq> {
         let st = self.shared.state();
-        let first = st.segments.first().map_or(st.end, |s| s.base);
-        st.last.map(|_| Seq(first))
+        st.last.map(|_| Seq(st.first()))
     }
 
     /// Make every acknowledged record durable now (useful in [`Durability::Buffered`]

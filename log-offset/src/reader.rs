@@ -58,7 +58,7 @@ impl Shared {
         let st = self.state();
         let last = st.last?;
         Some(View {
-            first: st.segments.first().map_or(st.end, |s| s.base),
+            first: st.first(),
             end: st.end,
             last,
         })
@@ -69,10 +69,9 @@ impl Shared {
         let st = self.state();
         let i = st.segments.partition_point(|s| s.base <= x);
         if i == 0 {
-            let first = st.segments.first().map_or(st.end, |s| s.base);
             return Err(LogError::Truncated {
                 seq: Seq(x),
-                first: Seq(first),
+                first: Seq(st.first()),
             });
         }
         let seg = st.segments[i - 1].clone();
@@ -88,23 +87,19 @@ impl Shared {
     /// after the state lock that found it was released: `retire_before` may have removed it
     /// since, and then the read is below the first seq, not an I/O failure.
     pub(crate) fn file(&self, seg: &Segment, x: u64) -> Result<Arc<dyn StorageFile>, LogError> {
-        seg.file(self.ctx()).map_err(|e| match e {
-            LogError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-                let st = self.state();
-                let first = st.segments.first().map_or(st.end, |s| s.base);
-                if seg.base < first {
+        seg.file(self.ctx()).map_err(|e| {
+            let first = self.state().first();
+            match e {
+                LogError::Io { source, .. }
+                    if source.kind() == std::io::ErrorKind::NotFound && seg.base < first =>
+                {
                     LogError::Truncated {
                         seq: Seq(x),
                         first: Seq(first),
                     }
-                } else {
-                    LogError::Io {
-                        path: self.storage.path(&seg.name),
-                        source,
-                    }
                 }
+                e => e,
             }
-            e => e,
         })
     }
 

@@ -232,13 +232,8 @@ impl Writer {
     }
 
     fn commit(&mut self, group: Vec<Request>) {
-        if let Some(reason) = self.shared.poison_reason() {
-            for r in group {
-                r.fail(LogError::Poisoned {
-                    reason: reason.clone(),
-                });
-            }
-            return;
+        if self.shared.poison_reason().is_some() {
+            return self.refuse(None, group);
         }
         let sync = self.syncs();
         let mut pending: Vec<(Request, Vec<Seq>)> = Vec::with_capacity(group.len());
@@ -247,20 +242,12 @@ impl Writer {
             let at = self.end();
             if at > SEG_HEADER && at + req.bytes > self.shared.opts.segment_size {
                 // A failed flush failed its own batches, the first with the I/O error; a failed
-                // roll fails this batch with it. The rest are refused as poisoned.
-                let failed = if self.flush(&mut pending, sync) {
-                    self.roll().err()
-                } else {
-                    Some(None)
-                };
-                if let Some(mut first) = failed {
-                    let reason = self.shared.poison_reason().unwrap_or_default();
-                    for r in std::iter::once(req).chain(rest) {
-                        r.fail(first.take().unwrap_or_else(|| LogError::Poisoned {
-                            reason: reason.clone(),
-                        }));
-                    }
-                    return;
+                // roll fails this batch with its error.
+                if !self.flush(&mut pending, sync) {
+                    return self.refuse(None, std::iter::once(req).chain(rest));
+                }
+                if let Err(e) = self.roll() {
+                    return self.refuse(Some(e), std::iter::once(req).chain(rest));
                 }
             }
             let n = req.records.len();
@@ -304,23 +291,12 @@ impl Writer {
         if let Err(e) = result {
             let path = self.shared.storage.path(&self.seg.name);
             let reason = format!("writing or syncing {} failed: {e}", path.display());
-            self.shared.poison(reason.clone());
+            self.shared.poison(reason);
             // Hide the failed frames from this process's view of the file. Their fate on the
             // disk is unknown; recovery keeps them only as whole batches.
             let _ = self.file.set_len(self.pos);
-            let mut source = Some(e);
-            for (req, _) in pending.drain(..) {
-                let error = match source.take() {
-                    Some(source) => LogError::Io {
-                        path: path.clone(),
-                        source,
-                    },
-                    None => LogError::Poisoned {
-                        reason: reason.clone(),
-                    },
-                };
-                req.fail(error);
-            }
+            let error = LogError::Io { path, source: e };
+            self.refuse(Some(error), pending.drain(..).map(|(req, _)| req));
             self.buf.clear(KEEP_BUF);
             return false;
         }
@@ -350,19 +326,25 @@ impl Writer {
         true
     }
 
-    /// Seal the active segment (synced) and start the next one. On failure the writer is
-    /// poisoned; the error is `Some` when it is new (`None`: poisoned before).
-    fn roll(&mut self) -> Result<(), Option<LogError>> {
-        match self.sync() {
-            Err(LogError::Poisoned { .. }) => return Err(None),
-            Err(e) => return Err(Some(e)),
-            Ok(()) => {}
+    /// Fail `requests` on a poisoned writer: the first with `first` when given (the failure
+    /// that poisoned it), the others as poisoned.
+    fn refuse(&self, mut first: Option<LogError>, requests: impl IntoIterator<Item = Request>) {
+        let reason = self.shared.poison_reason().unwrap_or_default();
+        for r in requests {
+            r.fail(first.take().unwrap_or_else(|| LogError::Poisoned {
+                reason: reason.clone(),
+            }));
         }
+    }
+
+    /// Seal the active segment (synced) and start the next one; on failure the writer is
+    /// poisoned.
+    fn roll(&mut self) -> Result<(), LogError> {
+        self.sync()?;
         let base = self.seg.seq(self.pos);
-        let file = create_segment(self.shared.ctx(), base).map_err(|e| {
+        let file = create_segment(self.shared.ctx(), base).inspect_err(|e| {
             self.shared
                 .poison(format!("creating the next segment failed: {e}"));
-            Some(e)
         })?;
         let seg = Arc::new(Segment::new(base, Some(file.clone())));
         self.shared.add_segment(seg.clone());

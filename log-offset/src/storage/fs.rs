@@ -48,23 +48,17 @@ impl FsStorage {
 /// # Errors
 /// I/O errors creating or syncing; `AlreadyExists` when `dir` exists but is not a directory.
 pub fn create_dir_synced(dir: &Path) -> io::Result<()> {
-    match fs::create_dir(dir) {
+    let created = match fs::create_dir(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => match dir.parent() {
+            Some(parent) => create_dir_synced(parent).and_then(|()| fs::create_dir(dir)),
+            None => Err(e),
+        },
+        created => created,
+    };
+    match created {
         Ok(()) => {}
+        // There already (or created meanwhile by someone else, who syncs it).
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let Some(parent) = dir.parent() else {
-                return Err(e);
-            };
-            create_dir_synced(parent)?;
-            match fs::create_dir(dir) {
-                Ok(()) => {}
-                // Created meanwhile by someone else, who syncs it.
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => {
-                    return Ok(());
-                }
-                Err(e) => return Err(e),
-            }
-        }
         Err(e) => return Err(e),
     }
     let parent = match dir.parent() {
