@@ -202,11 +202,13 @@ impl Shared {
             let hi_pos = seg.pos(hi);
             let mut chunks = Chunks::new(&*file, SEG_HEADER, hi_pos);
             let mut p = seg.pos(x);
+            let (from, before) = (p, out.len());
             while p < hi_pos && out.len() < range.max && bytes < range.max_bytes {
                 let seq = Seq(seg.seq(p));
                 if !range.contains(seq) {
                     return Ok((out, last_end));
                 }
+                chunks.progress(from, out.len() - before, range.max - out.len());
                 let f = frame_at(&mut chunks, &seg, p, hi_pos)
                     .map_err(|b| bad_to_error(ctx, &seg, p, b))?;
                 p += f.header.frame_len();
@@ -247,7 +249,9 @@ impl Shared {
             let file = self.file(&seg, x - 1)?;
             let mut p = seg.pos(x);
             let mut chunks = Chunks::new(&*file, SEG_HEADER, p);
+            let (from, before) = (p, out.len());
             while p > SEG_HEADER && out.len() < range.max && bytes < range.max_bytes {
+                chunks.progress(from, out.len() - before, range.max - out.len());
                 let (start, f) = frame_before(&mut chunks, &seg, p, SEG_HEADER)
                     .map_err(|b| bad_to_error(ctx, &seg, p, b))?;
                 let seq = Seq(seg.seq(start));
