@@ -7,10 +7,12 @@
 //! keeps one frame start every [`SAMPLE_GAP`] bytes: about 128 KiB per 64 MiB segment. A lookup
 //! walks at most one gap's worth of headers from the nearest sample.
 
+use std::io;
+
 use flume_core::LogError;
 
 use crate::frame::{self, SEG_HEADER};
-use crate::segment::{Chunks, Ctx, Segment};
+use crate::segment::{Bad, Chunks, Ctx, Segment};
 use crate::storage::StorageFile;
 
 const SAMPLE_GAP: u64 = 4096;
@@ -37,7 +39,8 @@ impl Index {
     /// acknowledged data in this segment) when there is none before it.
     ///
     /// # Errors
-    /// [`LogError::Corrupt`] when a broken frame before `target` hides where frames start.
+    /// [`LogError::Corrupt`] when a broken frame before `target` hides where frames start, or
+    /// when the file ends before `hi`; [`LogError::Io`] when a read fails (a later seek retries).
     pub(crate) fn seek(
         &mut self,
         ctx: Ctx<'_>,
@@ -92,17 +95,23 @@ impl Index {
                     }
                     p += len;
                 }
-                Err(Some(reason)) => {
+                Err(Bad::Frame(reason)) => {
                     self.bad = Some((p, reason));
                     break;
                 }
-                Err(None) => {
+                // The file ends before the data the log acknowledged.
+                Err(Bad::Io(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
                     self.covered = p;
                     return Err(ctx.corrupt(
                         &seg.name,
                         p,
                         "the segment file is shorter than the log's data",
                     ));
+                }
+                // A failed read (EIO) says nothing about the data: the walk resumes here next time.
+                Err(Bad::Io(e)) => {
+                    self.covered = p;
+                    return Err(ctx.io(&seg.name, e));
                 }
             }
         }
@@ -111,22 +120,120 @@ impl Index {
     }
 }
 
-/// The length of the frame at `p` if its structure holds; `Err(None)` on a read failure.
-fn structure(chunks: &mut Chunks<'_>, p: u64, hi: u64) -> Result<u64, Option<&'static str>> {
+/// The length of the frame at `p` if its structure holds.
+fn structure(chunks: &mut Chunks<'_>, p: u64, hi: u64) -> Result<u64, Bad> {
     if p + frame::OVERHEAD > hi {
-        return Err(Some("frame header runs past the end of the data"));
+        return Err(Bad::Frame("frame header runs past the end of the data"));
     }
-    let h = chunks.get(p, frame::HEADER as u64).map_err(|_| None)?;
-    let header = frame::parse_header(h, p).map_err(Some)?;
+    let h = chunks.get(p, frame::HEADER as u64)?;
+    let header = frame::parse_header(h, p).map_err(Bad::Frame)?;
     let len = header.frame_len();
     if p + len > hi {
-        return Err(Some("frame runs past the end of the data"));
+        return Err(Bad::Frame("frame runs past the end of the data"));
     }
-    let t = chunks
-        .get(p + len - frame::TRAILER as u64, frame::TRAILER as u64)
-        .map_err(|_| None)?;
+    let t = chunks.get(p + len - frame::TRAILER as u64, frame::TRAILER as u64)?;
     if frame::trailer_len(t) != header.len {
-        return Err(Some("frame trailer does not match its header"));
+        return Err(Bad::Frame("frame trailer does not match its header"));
     }
     Ok(len)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use flume_core::LogError;
+
+    use super::*;
+    use crate::frame::FrameBuf;
+    use crate::storage::SimStorage;
+
+    /// A segment's bytes whose reads fail with EIO from `fail_from` on.
+    struct Failing {
+        data: Vec<u8>,
+        fail_from: u64,
+    }
+
+    impl StorageFile for Failing {
+        fn len(&self) -> io::Result<u64> {
+            Ok(self.data.len() as u64)
+        }
+        fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+            let end = offset + buf.len() as u64;
+            if end > self.fail_from {
+                return Err(io::Error::from_raw_os_error(5));
+            }
+            let src = self.data.get(offset as usize..end as usize);
+            buf.copy_from_slice(src.ok_or(io::ErrorKind::UnexpectedEof)?);
+            Ok(())
+        }
+        fn write_all_at(&self, _: &[u8], _: u64) -> io::Result<()> {
+            unreachable!("only read")
+        }
+        fn sync_data(&self) -> io::Result<()> {
+            unreachable!("only read")
+        }
+        fn set_len(&self, _: u64) -> io::Result<()> {
+            unreachable!("only read")
+        }
+    }
+
+    /// A segment of 1,000 100-byte records; the logical end of its frames.
+    fn segment() -> (Vec<u8>, u64) {
+        let mut frames = FrameBuf::new();
+        for i in 0..1000u64 {
+            frames.push(frames.len(), &[i as u8; 100], SEG_HEADER, frame::BATCH_END);
+        }
+        let mut data = frame::encode_segment_header(0).to_vec();
+        data.extend_from_slice(frames.frames());
+        let end = data.len() as u64;
+        (data, end)
+    }
+
+    /// A read that fails while the index walks the segment is an I/O error, not the corruption
+    /// "shorter than the log's data" (it said nothing about the data), and a later seek, once
+    /// reads work, finds the frame.
+    #[test]
+    fn a_failed_read_while_indexing_is_an_io_error() {
+        let storage = SimStorage::new();
+        let ctx = Ctx { storage: &storage };
+        let seg = Segment::new(0, None);
+        let (data, end) = segment();
+        let target = SEG_HEADER + 900 * 120;
+        let mut index = Index::new();
+        let failing = Failing {
+            data: data.clone(),
+            fail_from: end / 2,
+        };
+        match index.seek(ctx, &seg, &failing, target, end) {
+            Err(LogError::Io { source, .. }) => assert_eq!(source.raw_os_error(), Some(5)),
+            other => panic!("expected an I/O error, got {other:?}"),
+        }
+        let healed = Failing {
+            data,
+            fail_from: u64::MAX,
+        };
+        assert_eq!(
+            index.seek(ctx, &seg, &healed, target, end).ok(),
+            Some(target)
+        );
+    }
+
+    /// A file that ends before the acknowledged data is corruption.
+    #[test]
+    fn a_file_shorter_than_the_data_is_corruption() {
+        let storage = SimStorage::new();
+        let seg = Segment::new(0, None);
+        let (mut data, end) = segment();
+        data.truncate(data.len() / 2);
+        let short = Failing {
+            data,
+            fail_from: u64::MAX,
+        };
+        let got = Index::new().seek(Ctx { storage: &storage }, &seg, &short, end - 120, end);
+        assert!(
+            matches!(&got, Err(LogError::Corrupt { reason, .. }) if reason.contains("shorter")),
+            "{got:?}"
+        );
+    }
 }
