@@ -140,43 +140,12 @@ fn structure(chunks: &mut Chunks<'_>, p: u64, hi: u64) -> Result<u64, Bad> {
 
 #[cfg(test)]
 mod tests {
-    use std::io;
-
     use flume_core::LogError;
 
     use super::*;
     use crate::frame::FrameBuf;
     use crate::storage::SimStorage;
-
-    /// A segment's bytes whose reads fail with EIO from `fail_from` on.
-    struct Failing {
-        data: Vec<u8>,
-        fail_from: u64,
-    }
-
-    impl StorageFile for Failing {
-        fn len(&self) -> io::Result<u64> {
-            Ok(self.data.len() as u64)
-        }
-        fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-            let end = offset + buf.len() as u64;
-            if end > self.fail_from {
-                return Err(io::Error::from_raw_os_error(5));
-            }
-            let src = self.data.get(offset as usize..end as usize);
-            buf.copy_from_slice(src.ok_or(io::ErrorKind::UnexpectedEof)?);
-            Ok(())
-        }
-        fn write_all_at(&self, _: &[u8], _: u64) -> io::Result<()> {
-            unreachable!("only read")
-        }
-        fn sync_data(&self) -> io::Result<()> {
-            unreachable!("only read")
-        }
-        fn set_len(&self, _: u64) -> io::Result<()> {
-            unreachable!("only read")
-        }
-    }
+    use crate::storage::mem::MemFile;
 
     /// A segment of 1,000 100-byte records; the logical end of its frames.
     fn segment() -> (Vec<u8>, u64) {
@@ -201,18 +170,12 @@ mod tests {
         let (data, end) = segment();
         let target = SEG_HEADER + 900 * 120;
         let mut index = Index::new();
-        let failing = Failing {
-            data: data.clone(),
-            fail_from: end / 2,
-        };
+        let failing = MemFile::new(data.clone()).failing_from(end / 2);
         match index.seek(ctx, &seg, &failing, target, end) {
             Err(LogError::Io { source, .. }) => assert_eq!(source.raw_os_error(), Some(5)),
             other => panic!("expected an I/O error, got {other:?}"),
         }
-        let healed = Failing {
-            data,
-            fail_from: u64::MAX,
-        };
+        let healed = MemFile::new(data);
         assert_eq!(
             index.seek(ctx, &seg, &healed, target, end).ok(),
             Some(target)
@@ -226,10 +189,7 @@ mod tests {
         let seg = Segment::new(0, None);
         let (mut data, end) = segment();
         data.truncate(data.len() / 2);
-        let short = Failing {
-            data,
-            fail_from: u64::MAX,
-        };
+        let short = MemFile::new(data);
         let got = Index::new().seek(Ctx { storage: &storage }, &seg, &short, end - 120, end);
         assert!(
             matches!(&got, Err(LogError::Corrupt { reason, .. }) if reason.contains("shorter")),

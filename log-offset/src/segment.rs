@@ -370,45 +370,20 @@ pub(crate) fn bad_to_error(ctx: Ctx<'_>, seg: &Segment, pos: u64, bad: Bad) -> L
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicU64, Ordering};
-
     use super::*;
+    use crate::storage::mem::MemFile;
 
-    /// A file of `len` bytes that counts the bytes read from it.
-    struct Counted {
-        len: u64,
-        read: AtomicU64,
-    }
-
-    impl StorageFile for Counted {
-        fn len(&self) -> io::Result<u64> {
-            Ok(self.len)
-        }
-        fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-            assert!(offset + buf.len() as u64 <= self.len, "read past the end");
-            self.read.fetch_add(buf.len() as u64, Ordering::Relaxed);
-            Ok(())
-        }
-        fn write_all_at(&self, _: &[u8], _: u64) -> io::Result<()> {
-            unreachable!("only read")
-        }
-        fn sync_data(&self) -> io::Result<()> {
-            unreachable!("only read")
-        }
-        fn set_len(&self, _: u64) -> io::Result<()> {
-            unreachable!("only read")
-        }
+    /// An 8 MiB file.
+    fn file() -> MemFile {
+        MemFile::new(vec![0; 8 << 20])
     }
 
     /// Walk `want` frames of `size` bytes from `from` (forwards or backwards) as the reader does,
     /// telling the chunks its progress; the bytes read from the file.
     fn walk(want: usize, size: u64, reverse: bool) -> u64 {
-        let file = Counted {
-            len: 8 << 20,
-            read: AtomicU64::new(0),
-        };
+        let file = file();
         let from = 4 << 20;
-        let mut chunks = Chunks::new(&file, 0, file.len);
+        let mut chunks = Chunks::new(&file, 0, 8 << 20);
         for done in 0..want {
             chunks.progress(from, done, want - done);
             let step = done as u64 * size;
@@ -419,7 +394,7 @@ mod tests {
             };
             assert_eq!(got.expect("in the file"), size as usize);
         }
-        file.read.load(Ordering::Relaxed)
+        file.bytes_read()
     }
 
     /// A read of a thousand small records copies about those records, not a whole chunk beyond
@@ -442,17 +417,14 @@ mod tests {
     fn an_open_ended_walk_reads_ahead_by_chunks() {
         let read = walk(1, 300 << 10, false);
         assert_eq!(read, 300 << 10);
-        let file = Counted {
-            len: 8 << 20,
-            read: AtomicU64::new(0),
-        };
-        let mut chunks = Chunks::new(&file, 0, file.len);
+        let file = file();
+        let mut chunks = Chunks::new(&file, 0, 8 << 20);
         let mut pos = 0;
         while pos < (1 << 20) {
             chunks.get(pos, 100).expect("in the file");
             pos += 100;
         }
-        let read = file.read.load(Ordering::Relaxed);
+        let read = file.bytes_read();
         assert!(read >= 1 << 20 && read < (1 << 20) + CHUNK as u64, "{read}");
     }
 }

@@ -6,6 +6,8 @@
 //! disk and no root.
 
 mod fs;
+#[cfg(test)]
+pub(crate) mod mem;
 mod sim;
 
 use std::fmt;
