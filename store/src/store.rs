@@ -47,7 +47,7 @@ impl Store {
     /// it, corruption); LMDB errors.
     pub async fn open(dir: impl AsRef<Path>) -> Result<Store, StoreError> {
         let dir = dir.as_ref();
-        create_dir_synced(dir).map_err(|e| StoreError::io(dir, e))?;
+        // A missing directory has no `flume.toml`; `open_with` creates it.
         let config = Config::load(dir)?;
         Self::open_with(dir, config).await
     }

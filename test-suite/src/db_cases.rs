@@ -12,7 +12,7 @@ use flume_core::{
 use futures::{FutureExt, TryStreamExt};
 use tokio::sync::watch;
 
-use crate::support::{CountingCodec, TestView};
+use crate::support::{CountingCodec, TestView, until};
 use crate::{LogFactory, open, runner::Runner};
 
 pub(crate) fn run<F: LogFactory>(r: &mut Runner, make: &impl Fn() -> F) {
@@ -263,9 +263,7 @@ async fn read_during_destroy_waits<F: LogFactory>(f: F) {
     assert_eq!(h.ready().await.unwrap().values(), values);
     let mut rebuild = std::pin::pin!(db.rebuild(Some("v")));
     assert!(futures::poll!(&mut rebuild).is_pending());
-    while !h.stale().unwrap().lock().destroying {
-        tokio::task::yield_now().await;
-    }
+    until(|| h.stale().unwrap().lock().destroying).await;
     // The view is inside its destroy: a gated read must wait for the rebuild, not return a view
     // that is being emptied.
     assert!(
@@ -373,17 +371,13 @@ async fn live<F: LogFactory>(f: F) {
     let (stuck, release) = TestView::new().gated();
     let a = db.use_view("stuck", stuck.clone()).await.unwrap();
     a.live().await.unwrap();
-    let mut last = None;
-    for i in 0..=FEED_QUEUE as u64 + 1 {
+    // The first batch alone is in the stuck apply; the rest fill the queue.
+    let mut last = Some(db.append("r0".into()).await.unwrap());
+    until(|| stuck.lock().at_gate > 0).await;
+    for i in 1..=FEED_QUEUE as u64 + 1 {
         last = Some(db.append(format!("r{i}")).await.unwrap());
         // The feed decodes each record once: it has read this one and is delivering it.
-        while decodes.load(Ordering::SeqCst) < i + 1 {
-            tokio::task::yield_now().await;
-        }
-        // The first batch alone is in the stuck apply; the rest fill the queue.
-        while i == 0 && stuck.lock().at_gate == 0 {
-            tokio::task::yield_now().await;
-        }
+        until(|| decodes.load(Ordering::SeqCst) > i).await;
     }
     // A second view catches up on its own and is readable, but cannot join the feed yet.
     let b = db.use_view("late", TestView::new()).await.unwrap();

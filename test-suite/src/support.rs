@@ -11,6 +11,13 @@ use flume_core::{
 use futures::StreamExt;
 use tokio::sync::watch;
 
+/// Yield to other tasks until `done` holds (for states a case sees but cannot await).
+pub(crate) async fn until(mut done: impl FnMut() -> bool) {
+    while !done() {
+        tokio::task::yield_now().await;
+    }
+}
+
 /// Wraps a codec and counts decodes, to prove each record is decoded once.
 pub struct CountingCodec<C> {
     inner: C,

@@ -23,8 +23,14 @@ use crate::seq::AtomicSince;
 /// let rx = since.subscribe();
 /// assert!(since.publish(Seq(7)));
 /// assert_eq!((since.load(), *rx.borrow()), (Some(Seq(7)), Some(Seq(7))));
+/// // A log that orders its appends with their `since` publishes through the held cell.
+/// since.hold().expect("open").publish(Seq(8));
 /// assert!(since.close());
+/// assert!(!since.close(), "only the first close closes");
+/// assert!(since.hold().is_none() && !since.is_open());
 /// assert!(!since.publish(Seq(9)), "nothing is published after close");
+/// let last = (Some(Seq(8)), Some(Seq(8)));
+/// assert_eq!((since.load(), *rx.borrow()), last, "the last value stays");
 /// assert!(rx.has_changed().is_err(), "receivers see the channel closed");
 /// ```
 #[derive(Debug)]
@@ -105,37 +111,5 @@ impl SincePublisher<'_> {
         // `hold` builds a publisher only over an open cell, and the guard keeps it open.
         let tx = self.tx.as_ref().expect("a held cell is open");
         tx.send_replace(Some(since));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_close_keeps_the_last_value_and_ends_publishing() {
-        let cell = SinceCell::new(Some(Seq(1)));
-        let rx = cell.subscribe();
-        cell.hold().expect("open").publish(Seq(2));
-        assert!(cell.close(), "the first close closes");
-        assert!(!cell.close(), "only the first");
-        assert!(cell.hold().is_none() && !cell.is_open());
-        assert!(!cell.publish(Seq(3)), "nothing is published after close");
-        assert_eq!((cell.load(), *rx.borrow()), (Some(Seq(2)), Some(Seq(2))));
-        assert!(
-            rx.has_changed().is_err(),
-            "receivers see the channel closed"
-        );
-    }
-
-    #[test]
-    fn a_publish_reaches_the_word_and_the_channel() {
-        let cell = SinceCell::new(None);
-        let mut rx = cell.subscribe();
-        assert_eq!(cell.load(), None);
-        cell.publish(Seq(3));
-        assert_eq!(cell.load(), Some(Seq(3)));
-        assert!(rx.has_changed().unwrap());
-        assert_eq!(*rx.borrow_and_update(), Some(Seq(3)));
     }
 }

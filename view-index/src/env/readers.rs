@@ -13,9 +13,10 @@
 //! sees a snapshot older than a commit it was told about. Once per round of writes, after its
 //! replies, the writer closes the stale idle transactions (those that pin old pages) and keeps
 //! the current ones; one put back just after that pins old pages only until the next round or
-//! the next read on its shard, which finds it stale and closes its shard's whole list. Almost always all of that list is stale too; a reader reads the
-//! generation before it takes the shard's lock to put its transaction back, so a current one can
-//! lie under an older one, and is then closed with it (which costs only a new `begin`).
+//! the next read on its shard, which finds it stale and closes its shard's whole list. Almost
+//! always all of that list is stale too; a reader reads the generation before it takes the
+//! shard's lock to put its transaction back, so a current one can lie under an older one, and is
+//! then closed with it (which costs only a new `begin`).
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -126,7 +127,13 @@ impl Readers {
     pub(super) fn close_stale(&self) {
         for shard in &self.shards {
             let current = self.generation.load(Ordering::Acquire);
-            shard.idle().retain(|(tag, _)| *tag == current);
+            // Closed once the shard's lock is released, as in `close_idle`: its readers need not
+            // wait for the aborts.
+            let stale: Vec<_> = shard
+                .idle()
+                .extract_if(.., |(tag, _)| *tag != current)
+                .collect();
+            drop(stale);
         }
     }
 
@@ -222,7 +229,7 @@ mod tests {
         let (a, b) = (readers.begin(env).unwrap(), readers.begin(env).unwrap());
         drop((a, b));
         assert_eq!(readers.shard().idle().len(), 2);
-        readers.generation.fetch_add(1, Ordering::AcqRel);
+        readers.committed();
         let _fresh = readers.begin(env).unwrap();
         assert!(
             readers.shard().idle().is_empty(),
