@@ -30,7 +30,12 @@ pub enum Item<V> {
     Seq(Seq),
 }
 
+// `#[inline]` throughout: a decoded stream calls these once per record, and left out of line
+// `try_map` left out of line was a tenth of a decoded scan's time (a scan of a memory log took
+// 1.31 times as long as decoding its chunks in a plain loop; 1.19 times once inlined, means of
+// four alternating runs).
 impl<V> Item<V> {
+    #[inline]
     pub(crate) fn shaped(output: Output, seq: Seq, value: V) -> Self {
         match output {
             Output::Records => Item::Record { seq, value },
@@ -40,6 +45,7 @@ impl<V> Item<V> {
     }
 
     /// The seq, unless the stream yields values only.
+    #[inline]
     pub fn seq(&self) -> Option<Seq> {
         match self {
             Item::Record { seq, .. } | Item::Seq(seq) => Some(*seq),
@@ -56,6 +62,7 @@ impl<V> Item<V> {
     }
 
     /// Take the value, unless the stream yields seqs only.
+    #[inline]
     pub fn into_value(self) -> Option<V> {
         match self {
             Item::Record { value, .. } | Item::Value(value) => Some(value),
@@ -64,6 +71,7 @@ impl<V> Item<V> {
     }
 
     /// Apply `f` to the value, keeping the shape.
+    #[inline]
     pub fn map<U>(self, f: impl FnOnce(V) -> U) -> Item<U> {
         match self {
             Item::Record { seq, value } => Item::Record {
@@ -76,6 +84,7 @@ impl<V> Item<V> {
     }
 
     /// Apply a fallible `f` to the value, keeping the shape.
+    #[inline]
     pub fn try_map<U, E>(self, f: impl FnOnce(V) -> Result<U, E>) -> Result<Item<U>, E> {
         Ok(match self {
             Item::Record { seq, value } => Item::Record {
