@@ -35,7 +35,8 @@ pub struct QueryItem {
 }
 
 /// Queries on a [`QueryView`]'s handle. Results wait until the view includes every record
-/// acknowledged when the query started.
+/// acknowledged when the query started; a live query without old records reads only the log
+/// from the call on, so it does not wait for the view.
 pub trait QueryReads {
     /// Run `query`. Errors arrive as items, after which the stream ends.
     fn query(
@@ -115,7 +116,8 @@ impl Out {
     }
 }
 
-/// `tail`: the live part, when it was opened at the call (a live query without old records).
+/// `tail`: the live part, when it was opened at the call (a live query without old records,
+/// which reads nothing else).
 async fn run<T: Send + Sync + 'static>(
     handle: ViewHandle<QueryView<T>>,
     query: Query,
@@ -123,6 +125,12 @@ async fn run<T: Send + Sync + 'static>(
     tail: Option<LogStream>,
     mut out: Out,
 ) -> Result<(), QueryError> {
+    if let Some(stream) = tail {
+        // Only the log from the call on: nothing to wait for in the view (a view rebuilding or
+        // catching up would hold the first records back). A live query has no blocking stages
+        // (`Query::check`), so every stage streams.
+        return live(handle.stale()?, stream, &query.stages, &mut out).await;
+    }
     let view = handle.ready().await?;
     let since = flume_core::View::since(view);
     let plan = plan(&query, &view.indexes, opts.force_scan);
@@ -161,12 +169,8 @@ async fn run<T: Send + Sync + 'static>(
         }
     }
     if opts.live {
-        // Without old records, from the call; after them, exactly where they ended.
-        let stream = match tail {
-            Some(stream) => stream,
-            None => follow(view, after(since))?,
-        };
-        live(view, stream, streaming, &mut out).await?;
+        // Exactly where the old records ended.
+        live(view, follow(view, after(since))?, streaming, &mut out).await?;
     }
     Ok(())
 }

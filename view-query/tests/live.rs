@@ -4,8 +4,13 @@
 
 mod common;
 
-use flume_core::{Document, Seq};
-use flume_view_query::{Query, QueryOpts, QueryReads};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use flume_core::{Db, DbOptions, Document, Postcard, Seq, View};
+use flume_log_memory::MemoryLog;
+use flume_view_index::Lmdb;
+use flume_view_query::{AsJson, IndexSpec, Path, Query, QueryOpts, QueryReads, QueryView, ToJson};
 use futures::{FutureExt, StreamExt};
 use serde_json::json;
 
@@ -116,4 +121,56 @@ async fn a_live_query_of_a_closed_database_says_it_is_closed() {
         error.contains("the database is closed"),
         "the error says why: {error}"
     );
+}
+
+/// A live query without old records reads only the log from the call on, so a view that is
+/// behind (rebuilding, or slow to apply) does not hold back its results. Here the view's apply
+/// blocks on a marked record until the test releases it; the query's result arrives before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_query_without_old_records_does_not_wait_for_its_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open_with(
+        Arc::new(MemoryLog::new()),
+        Arc::new(Postcard),
+        DbOptions::default(),
+    )
+    .await
+    .unwrap();
+    let lmdb = Lmdb::open(dir.path()).unwrap();
+    let (release, held) = mpsc::channel::<()>();
+    let held = Mutex::new(held);
+    let to_json: Arc<ToJson<Document>> = Arc::new(move |doc: &Document| {
+        if doc.0["hold"] == json!(true) {
+            // Until released (or the sender is dropped), on a thread given up by the runtime.
+            let _ = tokio::task::block_in_place(|| held.lock().unwrap().recv());
+        }
+        doc.as_json()
+    });
+    let kind = IndexSpec::new("kind", [Path(vec!["kind".into()])]);
+    let view = db
+        .use_view("q", QueryView::with(&lmdb, "q", 1, vec![kind], to_json))
+        .await
+        .unwrap();
+    db.append(Document(json!({"hold": true}))).await.unwrap();
+    let q = Query::parse(&json!([{"$filter": {"kind": "new"}}, {"$map": "n"}])).unwrap();
+    let mut live = view.query(&q, QueryOpts::new().live().old(false).limit(1));
+    let seq = db
+        .append(Document(json!({"kind": "new", "n": 1})))
+        .await
+        .unwrap();
+    // A bound so that a query that waits for the view fails instead of hanging the suite.
+    let first = tokio::time::timeout(Duration::from_secs(60), live.next())
+        .await
+        .expect("the live query waited for its view, held behind")
+        .unwrap()
+        .unwrap();
+    assert_eq!((first.seq, first.value), (Some(seq), json!(1)));
+    assert_eq!(
+        View::since(view.stale().unwrap()),
+        None,
+        "the view had applied nothing when the result came"
+    );
+    release.send(()).unwrap();
+    assert_eq!(View::since(view.ready().await.unwrap()), Some(seq));
+    db.close().await.unwrap();
 }
