@@ -30,6 +30,9 @@ struct WriterHandle {
     /// Wakes the writer when the group it waits for is queued (`Sync` mode only).
     gather: Option<Arc<Gather>>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Held through a retirement: one that fails puts the segments it did not delete back at
+    /// the front, which another retirement running meanwhile would have cut.
+    retiring: Mutex<()>,
 }
 
 /// What readers and the writer share.
@@ -234,6 +237,7 @@ impl OffsetLog {
                     queue: Arc::new(Semaphore::new(shared.opts.queue_bytes)),
                     gather,
                     thread: Mutex::new(Some(thread)),
+                    retiring: Mutex::new(()),
                 })
             }
             _ => None,
@@ -290,12 +294,12 @@ impl OffsetLog {
     /// new first seq fail with [`LogError::Truncated`].
     ///
     /// # Errors
-    /// [`LogError::ReadOnly`], [`LogError::Closed`], [`LogError::Io`] deleting files.
+    /// [`LogError::ReadOnly`], [`LogError::Closed`], [`LogError::Io`] deleting files: the
+    /// segments not deleted stay readable, and a retry deletes them.
     pub fn retire_before(&self, seq: Seq) -> Result<Option<Seq>, LogError> {
         self.shared.check_open()?;
-        if self.writer.is_none() {
-            return Err(LogError::ReadOnly);
-        }
+        let w = self.writer.as_ref().ok_or(LogError::ReadOnly)?;
+        let _one = lock(&w.retiring);
         let retired: Vec<Arc<Segment>> = {
             let mut st = self.shared.state_mut();
             let Some(last) = st.last else {
@@ -312,11 +316,14 @@ impl OffsetLog {
             st.segments.drain(..n).collect()
         };
         // Oldest first: a crash midway leaves a contiguous suffix.
-        for seg in &retired {
-            self.shared
-                .storage
-                .remove(&seg.name)
-                .map_err(|e| self.shared.ctx().io(&seg.name, e))?;
+        for (i, seg) in retired.iter().enumerate() {
+            if let Err(e) = self.shared.storage.remove(&seg.name) {
+                // The segments still on disk stay readable, as they would be after a reopen,
+                // and a later retirement deletes them.
+                let mut st = self.shared.state_mut();
+                st.segments.splice(0..0, retired[i..].iter().cloned());
+                return Err(self.shared.ctx().io(&seg.name, e));
+            }
         }
         if !retired.is_empty() {
             self.shared

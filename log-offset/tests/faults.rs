@@ -282,3 +282,37 @@ async fn an_unreadable_segment_is_an_io_error_not_damage() {
     let log = OffsetLog::open_storage(Arc::new(storage), opts).unwrap();
     assert_eq!(log.read(all()).await.unwrap(), records, "nothing was cut");
 }
+
+/// A retirement that cannot delete a segment file fails with the I/O error, and leaves every
+/// segment it did not delete readable: the log then reports the same first record a reopen
+/// would find, and a retry deletes the rest.
+#[tokio::test]
+async fn a_failed_retirement_keeps_what_it_did_not_delete() {
+    let storage = SimStorage::new();
+    let opts = Options::new().segment_size(4096);
+    let log = OffsetLog::open_storage(Arc::new(storage.clone()), opts.clone()).unwrap();
+    let records = acked(&log, 400).await;
+    let cut = records[300].0;
+    // The first file goes, the second cannot be deleted.
+    storage.inject(Fault::new(FaultOp::Remove).after(1).times(1));
+    let e = log.retire_before(cut).unwrap_err();
+    assert!(matches!(e, LogError::Io { .. }), "{e:?}");
+    let first = log.first().unwrap();
+    assert!(first > records[0].0 && first < cut, "{first} {cut}");
+    let kept = log.read(all()).await.unwrap();
+    let from = records.iter().position(|r| r.0 == first).unwrap();
+    assert_eq!(
+        kept.as_slice(),
+        &records[from..],
+        "from the first file not deleted"
+    );
+    let reopened = OffsetLog::open_storage(Arc::new(storage.clone()), opts.clone().read_only(true));
+    assert_eq!(reopened.unwrap().first(), Some(first), "as a reopen finds");
+    // A retry deletes the rest, and a reopen agrees.
+    let first = log.retire_before(cut).unwrap().unwrap();
+    assert!(first > records[from].0 && first <= cut, "{first} {cut}");
+    log.close().await.unwrap();
+    let log = OffsetLog::open_storage(Arc::new(storage), opts).unwrap();
+    assert_eq!(log.first(), Some(first));
+    log.close().await.unwrap();
+}

@@ -30,6 +30,8 @@ pub enum FaultOp {
     SyncDir,
     /// File creation.
     Create,
+    /// File removal.
+    Remove,
     /// Every mutating operation.
     Any,
 }
@@ -401,7 +403,7 @@ impl Storage for SimStorage {
         if !sim.names.contains_key(name) {
             return Err(not_found(name));
         }
-        sim.mutate(FaultOp::Any)?;
+        sim.mutate(FaultOp::Remove)?;
         sim.names.remove(name);
         sim.dir_log.push(DirOp::Remove(name.to_string()));
         Ok(())
