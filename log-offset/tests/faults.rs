@@ -33,6 +33,15 @@ async fn acked(log: &OffsetLog, n: usize) -> Vec<(Seq, Bytes)> {
     out
 }
 
+/// A log of small (4 KiB) segments, on simulated storage, holding `n` acknowledged records.
+async fn segmented(n: usize) -> (SimStorage, Options, OffsetLog, Vec<(Seq, Bytes)>) {
+    let storage = SimStorage::new();
+    let opts = Options::new().segment_size(4096);
+    let log = OffsetLog::open_storage(Arc::new(storage.clone()), opts.clone()).unwrap();
+    let records = acked(&log, n).await;
+    (storage, opts, log, records)
+}
+
 async fn fails_and_poisons(fault: Fault, d: Durability, opts: Options) {
     fails_and_poisons_sized(fault, d, opts, 0).await;
 }
@@ -248,10 +257,7 @@ impl Storage for Unopenable {
 /// damage at a segment's header would make `repair` replace it and delete every later segment.
 #[tokio::test]
 async fn an_unreadable_segment_is_an_io_error_not_damage() {
-    let storage = SimStorage::new();
-    let opts = Options::new().segment_size(4096);
-    let log = OffsetLog::open_storage(Arc::new(storage.clone()), opts.clone()).unwrap();
-    let records = acked(&log, 300).await;
+    let (storage, opts, log, records) = segmented(300).await;
     log.close().await.unwrap();
     drop(log);
     let mut names = storage.list().unwrap();
@@ -288,10 +294,7 @@ async fn an_unreadable_segment_is_an_io_error_not_damage() {
 /// would find, and a retry deletes the rest.
 #[tokio::test]
 async fn a_failed_retirement_keeps_what_it_did_not_delete() {
-    let storage = SimStorage::new();
-    let opts = Options::new().segment_size(4096);
-    let log = OffsetLog::open_storage(Arc::new(storage.clone()), opts.clone()).unwrap();
-    let records = acked(&log, 400).await;
+    let (storage, opts, log, records) = segmented(400).await;
     let cut = records[300].0;
     // The first file goes, the second cannot be deleted.
     storage.inject(Fault::new(FaultOp::Remove).after(1).times(1));

@@ -38,7 +38,8 @@ pub(crate) struct Fixture {
     pub(crate) view: ViewHandle<QueryView<Document>>,
 }
 
-pub(crate) async fn fixture() -> Fixture {
+/// A database on a memory log, no records yet, with the query view `make` builds as "q".
+pub(crate) async fn with_view(make: impl FnOnce(&Lmdb) -> QueryView<Document>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open_with(
         Arc::new(MemoryLog::new()),
@@ -48,19 +49,22 @@ pub(crate) async fn fixture() -> Fixture {
     .await
     .unwrap();
     let lmdb = Lmdb::open(dir.path()).unwrap();
-    let view = db
-        .use_view("q", QueryView::new(&lmdb, "q", 1, indexes()))
-        .await
-        .unwrap();
-    let docs: Vec<Value> = serde_json::from_str(DATASET).unwrap();
-    for d in docs {
-        db.append(Document(d)).await.unwrap();
-    }
+    let view = db.use_view("q", make(&lmdb)).await.unwrap();
     Fixture {
         _dir: dir,
         db,
         view,
     }
+}
+
+/// The dataset in a database whose view "q" declares the corpus's indexes.
+pub(crate) async fn fixture() -> Fixture {
+    let fx = with_view(|lmdb| QueryView::new(lmdb, "q", 1, indexes())).await;
+    let docs: Vec<Value> = serde_json::from_str(DATASET).unwrap();
+    for d in docs {
+        fx.db.append(Document(d)).await.unwrap();
+    }
+    fx
 }
 
 pub(crate) async fn run(

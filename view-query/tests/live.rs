@@ -7,9 +7,7 @@ mod common;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-use flume_core::{Db, DbOptions, Document, Postcard, Seq, View};
-use flume_log_memory::MemoryLog;
-use flume_view_index::Lmdb;
+use flume_core::{Document, Seq, View};
 use flume_view_query::{AsJson, IndexSpec, Path, Query, QueryOpts, QueryReads, QueryView, ToJson};
 use futures::{FutureExt, StreamExt};
 use serde_json::json;
@@ -128,15 +126,6 @@ async fn a_live_query_of_a_closed_database_says_it_is_closed() {
 /// blocks on a marked record until the test releases it; the query's result arrives before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_query_without_old_records_does_not_wait_for_its_view() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::open_with(
-        Arc::new(MemoryLog::new()),
-        Arc::new(Postcard),
-        DbOptions::default(),
-    )
-    .await
-    .unwrap();
-    let lmdb = Lmdb::open(dir.path()).unwrap();
     let (release, held) = mpsc::channel::<()>();
     let held = Mutex::new(held);
     let to_json: Arc<ToJson<Document>> = Arc::new(move |doc: &Document| {
@@ -147,10 +136,8 @@ async fn a_live_query_without_old_records_does_not_wait_for_its_view() {
         doc.as_json()
     });
     let kind = IndexSpec::new("kind", [Path(vec!["kind".into()])]);
-    let view = db
-        .use_view("q", QueryView::with(&lmdb, "q", 1, vec![kind], to_json))
-        .await
-        .unwrap();
+    let fx = common::with_view(|lmdb| QueryView::with(lmdb, "q", 1, vec![kind], to_json)).await;
+    let (db, view) = (&fx.db, &fx.view);
     db.append(Document(json!({"hold": true}))).await.unwrap();
     let q = Query::parse(&json!([{"$filter": {"kind": "new"}}, {"$map": "n"}])).unwrap();
     let mut live = view.query(&q, QueryOpts::new().live().old(false).limit(1));

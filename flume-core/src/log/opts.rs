@@ -30,10 +30,10 @@ pub enum Item<V> {
     Seq(Seq),
 }
 
-// `#[inline]` throughout: a decoded stream calls these once per record, and left out of line
-// `try_map` left out of line was a tenth of a decoded scan's time (a scan of a memory log took
-// 1.31 times as long as decoding its chunks in a plain loop; 1.19 times once inlined, means of
-// four alternating runs).
+// `#[inline]` throughout: a decoded stream calls these once per record. Left out of line,
+// `try_map` was a tenth of a decoded scan's time (a scan of a memory log took 1.31 times as long
+// as decoding its chunks in a plain loop; 1.19 times once inlined, means of four alternating
+// runs).
 impl<V> Item<V> {
     #[inline]
     pub(crate) fn shaped(output: Output, seq: Seq, value: V) -> Self {
