@@ -55,7 +55,8 @@ pub enum LogError {
     Corrupt {
         /// The file holding the bad bytes.
         file: PathBuf,
-        /// The byte offset of the bad frame in that file.
+        /// The byte offset in that file where the bad frame starts, or where it ends when it was
+        /// read backwards and its start is not known (the reason then says "ending at").
         offset: u64,
         /// What check failed.
         reason: String,

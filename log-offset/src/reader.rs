@@ -16,7 +16,7 @@ use flume_core::{LogError, ReadRange, Seq};
 
 use crate::frame::SEG_HEADER;
 use crate::log::{Shared, lock};
-use crate::segment::{Chunks, Segment, bad_to_error, frame_at, frame_before};
+use crate::segment::{Chunks, Segment, bad_before_to_error, bad_to_error, frame_at, frame_before};
 use crate::storage::StorageFile;
 
 const CACHE: usize = 64;
@@ -253,7 +253,7 @@ impl Shared {
             while p > SEG_HEADER && out.len() < range.max && bytes < range.max_bytes {
                 chunks.progress(from, out.len() - before, range.max - out.len());
                 let (start, f) = frame_before(&mut chunks, &seg, p, SEG_HEADER)
-                    .map_err(|b| bad_to_error(ctx, &seg, p, b))?;
+                    .map_err(|b| bad_before_to_error(ctx, &seg, p, b))?;
                 let seq = Seq(seg.seq(start));
                 if !range.contains(seq) {
                     return Ok((out, last_end));

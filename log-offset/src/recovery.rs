@@ -25,7 +25,7 @@ use flume_core::LogError;
 use crate::frame::{self, SEG_HEADER};
 use crate::options::Options;
 use crate::segment::{
-    Bad, Chunks, Ctx, Segment, bad_to_error, check_header, frame_at, frame_before,
+    Bad, Chunks, Ctx, Segment, bad_before_to_error, check_header, frame_at, frame_before,
 };
 use crate::storage::{Storage, StorageFile};
 
@@ -251,7 +251,7 @@ fn last_of_sealed(ctx: Ctx<'_>, sealed: &[Arc<Segment>]) -> Result<Option<(u64, 
         }
         let mut chunks = Chunks::new(&*file, SEG_HEADER, len);
         let (s, _) = frame_before(&mut chunks, seg, len, SEG_HEADER)
-            .map_err(|b| bad_to_error(ctx, seg, len, b))?;
+            .map_err(|b| bad_before_to_error(ctx, seg, len, b))?;
         return Ok(Some((seg.seq(s), seg.seq(len))));
     }
     Ok(None)

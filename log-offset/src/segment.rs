@@ -368,6 +368,19 @@ pub(crate) fn bad_to_error(ctx: Ctx<'_>, seg: &Segment, pos: u64, bad: Bad) -> L
     }
 }
 
+/// [`bad_to_error`] for a frame read backwards from `end`: where it starts is not known (the
+/// damaged bytes may be its trailer), so the error names where it ends, and says so.
+pub(crate) fn bad_before_to_error(ctx: Ctx<'_>, seg: &Segment, end: u64, bad: Bad) -> LogError {
+    match bad {
+        Bad::Frame(reason) => ctx.corrupt(
+            &seg.name,
+            end,
+            format!("the frame ending at this offset: {reason}"),
+        ),
+        bad => bad_to_error(ctx, seg, end, bad),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

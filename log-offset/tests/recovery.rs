@@ -272,7 +272,21 @@ fn every_single_bit_flip_is_detected() {
                                     range.lower = Bound::Excluded(s);
                                 }
                             }
-                            Err(LogError::Corrupt { .. }) => {
+                            Err(LogError::Corrupt { offset, reason, .. }) => {
+                                // The damaged frame is named: forwards by its start, backwards
+                                // by its end (its trailer may be what was damaged).
+                                if let Some(i) = who {
+                                    let want = if reverse {
+                                        recs[i].end()
+                                    } else {
+                                        recs[i].start()
+                                    };
+                                    assert_eq!(
+                                        offset, want,
+                                        "{ctx}: {reason} (reverse: {reverse})"
+                                    );
+                                    assert_eq!(reason.contains("ending at this offset"), reverse);
+                                }
                                 found = true;
                                 break;
                             }
