@@ -7,12 +7,10 @@
 //! keeps one frame start every [`SAMPLE_GAP`] bytes: about 128 KiB per 64 MiB segment. A lookup
 //! walks at most one gap's worth of headers from the nearest sample.
 
-use std::io;
-
 use flume_core::LogError;
 
 use crate::frame::{self, SEG_HEADER};
-use crate::segment::{Bad, Chunks, Ctx, Segment};
+use crate::segment::{Bad, Chunks, Ctx, Segment, bad_to_error};
 use crate::storage::StorageFile;
 
 const SAMPLE_GAP: u64 = 4096;
@@ -99,19 +97,11 @@ impl Index {
                     self.bad = Some((p, reason));
                     break;
                 }
-                // The file ends before the data the log acknowledged.
-                Err(Bad::Io(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                // The file ending before the log's data is corruption; a failed read (EIO) says
+                // nothing about the data, and the walk resumes here next time.
+                Err(bad) => {
                     self.covered = p;
-                    return Err(ctx.corrupt(
-                        &seg.name,
-                        p,
-                        "the segment file is shorter than the log's data",
-                    ));
-                }
-                // A failed read (EIO) says nothing about the data: the walk resumes here next time.
-                Err(Bad::Io(e)) => {
-                    self.covered = p;
-                    return Err(ctx.io(&seg.name, e));
+                    return Err(bad_to_error(ctx, seg, p, bad));
                 }
             }
         }
