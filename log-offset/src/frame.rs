@@ -177,15 +177,30 @@ impl FrameBuf {
     }
 }
 
-/// The segment file header: magic, version and the segment's first logical offset.
-pub(crate) fn encode_segment_header(base: u64) -> [u8; SEG_HEADER as usize] {
+/// The segment file header: magic, version, the segment's first logical offset and, when known,
+/// the length of the frame just before it (the previous segment's last).
+///
+/// That length outlives the previous segment: once it is retired, a read that continues after
+/// its last record can still be told it missed nothing. It is stored as a u32, 0 when unknown
+/// (no previous frame, or one too long to record: the read is then taken as truncated).
+pub(crate) fn encode_segment_header(base: u64, before: Option<u64>) -> [u8; SEG_HEADER as usize] {
+    let before = before
+        .filter(|&n| n >= OVERHEAD)
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(0);
     let mut h = [0u8; SEG_HEADER as usize];
     h[0..8].copy_from_slice(SEG_MAGIC);
     h[8..12].copy_from_slice(&SEG_VERSION.to_le_bytes());
     h[16..24].copy_from_slice(&base.to_le_bytes());
+    h[24..28].copy_from_slice(&before.to_le_bytes());
     let crc = crc32c::crc32c(&h[0..28]);
     h[28..32].copy_from_slice(&crc.to_le_bytes());
     h
+}
+
+/// The length of the frame before the segment, as its (checked) header records it.
+pub(crate) fn frame_before_segment(h: &[u8]) -> Option<u64> {
+    Some(u64::from(u32_at(h, 24))).filter(|&n| n >= OVERHEAD)
 }
 
 /// Check a segment header against the base its file name claims.
@@ -322,8 +337,23 @@ mod tests {
         assert_eq!(parse_segment_name(&segment_name(u64::MAX)), Some(u64::MAX));
         assert_eq!(parse_segment_name("42.log"), None);
         assert_eq!(parse_segment_name("LOCK"), None);
-        let h = encode_segment_header(9);
+        let h = encode_segment_header(9, None);
         check_segment_header(&h, 9).unwrap();
         assert!(check_segment_header(&h, 10).is_err());
+        assert_eq!(frame_before_segment(&h), None);
+    }
+
+    /// The length of the frame before a segment survives in its header when it fits; a length
+    /// no frame can have, or one too long for the field, is stored as unknown.
+    #[test]
+    fn segment_header_records_the_frame_before() {
+        let h = encode_segment_header(1000, Some(120));
+        check_segment_header(&h, 1000).unwrap();
+        assert_eq!(frame_before_segment(&h), Some(120));
+        for odd in [0, OVERHEAD - 1, 1 << 32] {
+            let h = encode_segment_header(1 << 40, Some(odd));
+            check_segment_header(&h, 1 << 40).unwrap();
+            assert_eq!(frame_before_segment(&h), None, "{odd}");
+        }
     }
 }

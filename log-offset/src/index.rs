@@ -143,7 +143,7 @@ mod tests {
         for i in 0..1000u64 {
             frames.push(frames.len(), &[i as u8; 100], SEG_HEADER, frame::BATCH_END);
         }
-        let mut data = frame::encode_segment_header(0).to_vec();
+        let mut data = frame::encode_segment_header(0, None).to_vec();
         data.extend_from_slice(frames.frames());
         let end = data.len() as u64;
         (data, end)

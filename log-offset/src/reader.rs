@@ -16,7 +16,9 @@ use flume_core::{LogError, ReadRange, Seq};
 
 use crate::frame::SEG_HEADER;
 use crate::log::{Shared, lock};
-use crate::segment::{Chunks, Segment, bad_before_to_error, bad_to_error, frame_at, frame_before};
+use crate::segment::{
+    Chunks, Segment, bad_before_to_error, bad_to_error, frame_at, frame_before, seq_before,
+};
 use crate::storage::StorageFile;
 
 const CACHE: usize = 64;
@@ -147,6 +149,24 @@ impl Shared {
         Ok(frame.payload)
     }
 
+    /// Whether `seq` is the last record before `first`: a read that continues after it (a
+    /// stream or view resuming at the retired boundary) has missed nothing. The first segment's
+    /// header records the length of the frame before it, as the retired segment is gone.
+    fn last_retired(&self, seq: u64, first: u64) -> Result<bool, LogError> {
+        if lock(&self.cache).end_of(seq) == Some(first) {
+            return Ok(true);
+        }
+        let Some(seg) = self.state().segments.first().cloned() else {
+            return Ok(false);
+        };
+        if seg.base != first {
+            // Retired since the read began: the caller's view is stale, and `seq` below it.
+            return Ok(false);
+        }
+        let file = self.file(&seg, seq)?;
+        Ok(seq_before(self.ctx(), &seg.name, &*file, seg.base)? == Some(seq))
+    }
+
     pub(crate) fn read(&self, range: &ReadRange) -> Result<Vec<(Seq, Bytes)>, LogError> {
         let Some(view) = self.view() else {
             return Ok(Vec::new());
@@ -156,7 +176,9 @@ impl Shared {
         }
         let below_first = match range.lower {
             Bound::Included(s) => s.0 < view.first,
-            Bound::Excluded(s) => s.0.saturating_add(1) < view.first,
+            Bound::Excluded(s) => {
+                s.0.saturating_add(1) < view.first && !self.last_retired(s.0, view.first)?
+            }
             Bound::Unbounded => false,
         };
         if below_first {

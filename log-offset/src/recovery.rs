@@ -72,7 +72,7 @@ pub(crate) fn recover(storage: &dyn Storage, opts: &Options) -> Result<Recovered
                 corruption: None,
             });
         }
-        let file = create_segment(ctx, 0)?;
+        let file = create_segment(ctx, 0, None)?;
         return Ok(Recovered {
             segments: vec![Arc::new(Segment::new(0, Some(file.clone())))],
             end: 0,
@@ -258,8 +258,13 @@ fn last_of_sealed(ctx: Ctx<'_>, sealed: &[Arc<Segment>]) -> Result<Option<(u64, 
 }
 
 /// Create a segment so that it either exists complete or not at all: write the header to a
-/// temporary name, sync it, rename it, sync the directory.
-pub(crate) fn create_segment(ctx: Ctx<'_>, base: u64) -> Result<Arc<dyn StorageFile>, LogError> {
+/// temporary name, sync it, rename it, sync the directory. `before` is the length of the frame
+/// just before `base`, when known (see [`frame::encode_segment_header`]).
+pub(crate) fn create_segment(
+    ctx: Ctx<'_>,
+    base: u64,
+    before: Option<u64>,
+) -> Result<Arc<dyn StorageFile>, LogError> {
     let storage = ctx.storage;
     let name = frame::segment_name(base);
     let tmp = format!("{name}.tmp");
@@ -268,7 +273,7 @@ pub(crate) fn create_segment(ctx: Ctx<'_>, base: u64) -> Result<Arc<dyn StorageF
         storage.remove(&tmp).map_err(io)?;
     }
     let file = storage.create(&tmp).map_err(io)?;
-    file.write_all_at(&frame::encode_segment_header(base), 0)
+    file.write_all_at(&frame::encode_segment_header(base, before), 0)
         .map_err(io)?;
     file.sync_data().map_err(io)?;
     storage.rename(&tmp, &name).map_err(io)?;

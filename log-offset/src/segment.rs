@@ -100,9 +100,34 @@ pub(crate) fn check_header(
     file: &dyn StorageFile,
     base: u64,
 ) -> Result<(), LogError> {
+    read_header(ctx, name, file, base).map(|_| ())
+}
+
+/// The seq of the last record before segment `base` (the previous segment's last), when its
+/// header records that frame's length: it does unless the segment is the log's first or was
+/// written before the field existed. Errors as [`check_header`].
+pub(crate) fn seq_before(
+    ctx: Ctx<'_>,
+    name: &str,
+    file: &dyn StorageFile,
+    base: u64,
+) -> Result<Option<u64>, LogError> {
+    let h = read_header(ctx, name, file, base)?;
+    Ok(frame::frame_before_segment(&h).and_then(|n| base.checked_sub(n)))
+}
+
+/// The header of a segment file, checked as [`check_header`] says.
+fn read_header(
+    ctx: Ctx<'_>,
+    name: &str,
+    file: &dyn StorageFile,
+    base: u64,
+) -> Result<[u8; SEG_HEADER as usize], LogError> {
     let mut h = [0u8; SEG_HEADER as usize];
     match file.read_exact_at(&mut h, 0) {
-        Ok(()) => frame::check_segment_header(&h, base).map_err(|r| ctx.corrupt(name, 0, r)),
+        Ok(()) => frame::check_segment_header(&h, base)
+            .map(|()| h)
+            .map_err(|r| ctx.corrupt(name, 0, r)),
         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
             Err(ctx.corrupt(name, 0, "segment header is missing"))
         }

@@ -503,7 +503,9 @@ impl Repair {
         }
         let name = frame::segment_name(plan.damage.base);
         if plan.rewrite_header {
-            recovery::create_segment(ctx, plan.damage.base)?;
+            // Its `before` is left unknown (the previous segment is not read here): once that
+            // segment is retired, a read resuming after its last record is reported truncated.
+            recovery::create_segment(ctx, plan.damage.base, None)?;
         } else {
             let file = storage.open(&name, true).map_err(|e| ctx.io(&name, e))?;
             let len = file.len().map_err(|e| ctx.io(&name, e))?;

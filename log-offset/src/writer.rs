@@ -342,7 +342,13 @@ impl Writer {
     fn roll(&mut self) -> Result<(), LogError> {
         self.sync()?;
         let base = self.seg.seq(self.pos);
-        let file = create_segment(self.shared.ctx(), base).inspect_err(|e| {
+        // A segment is rolled only once it holds a frame, so the last record ends at `base`.
+        let before = self
+            .shared
+            .state()
+            .last
+            .and_then(|last| base.checked_sub(last));
+        let file = create_segment(self.shared.ctx(), base, before).inspect_err(|e| {
             self.shared
                 .poison(format!("creating the next segment failed: {e}"));
         })?;

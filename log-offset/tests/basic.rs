@@ -171,6 +171,35 @@ async fn retire_before_truncates_whole_segments() {
     assert_eq!(kept.last(), all.last());
 }
 
+/// A read that continues after the last retired record (a stream or a view resuming exactly at
+/// the boundary) has missed nothing: it gets every retained record, also after a reopen, when
+/// only the first segment's header knows where the record before it started. A read after any
+/// earlier record has missed some: it is truncated.
+#[tokio::test]
+async fn a_read_after_the_last_retired_record_is_not_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = OffsetLog::open_with(dir.path(), small()).unwrap();
+    let all = fill(&log, 300).await;
+    let first = log.retire_before(all[150].0).unwrap().unwrap();
+    let at = all.iter().position(|r| r.0 == first).unwrap();
+    reads_after_the_boundary(&log, &all, at, "as retired").await;
+    log.close().await.unwrap();
+    let log = OffsetLog::open_with(dir.path(), small()).unwrap();
+    reads_after_the_boundary(&log, &all, at, "after a reopen").await;
+}
+
+/// Reads after the record before `all[at]`, the first retained one, and after the one before.
+async fn reads_after_the_boundary(log: &OffsetLog, all: &[(Seq, Bytes)], at: usize, when: &str) {
+    let after = |s: Seq| range(Bound::Excluded(s), Bound::Unbounded, false);
+    let got = log.read(after(all[at - 1].0)).await.unwrap();
+    assert_eq!(got.as_slice(), &all[at..], "{when}");
+    let earlier = log.read(after(all[at - 2].0)).await;
+    assert!(
+        matches!(earlier, Err(LogError::Truncated { first, .. }) if first == all[at].0),
+        "{when}: {earlier:?}"
+    );
+}
+
 /// Option values the log cannot work with are refused by open with one message naming the
 /// limits (a queue larger than a semaphore can count panicked inside open).
 #[test]
