@@ -25,6 +25,9 @@ use clap::Parser;
 
 pub use metric::{Metric, Target};
 
+/// The default `--records`, at which each workload has the size design.md §7 names.
+pub(crate) const DEFAULT_RECORDS: u64 = 1_000_000;
+
 /// Run Flume's benchmark workloads and print their metrics.
 #[derive(Debug, Parser)]
 #[command(name = "flume-bench", version, about, long_about = None)]
@@ -33,7 +36,7 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
     /// Records per workload (default 1,000,000).
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = DEFAULT_RECORDS)]
     pub records: u64,
     /// Directory for on-disk files (baselines, file logs); created if absent, emptied after.
     /// Keep it on the disk you want to measure (not tmpfs).

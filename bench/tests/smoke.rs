@@ -44,6 +44,7 @@ const EXPECTED: &[&str] = &[
     "mem_stream_rev_rec_s",
     "mem_stream_rev_over_decode",
     "mem_stream_rev_bytes_rec_s",
+    "reopen_ms_1gb",
     "rss_mb_append_10m",
 ];
 
@@ -66,6 +67,7 @@ fn quick_workloads_report_every_metric_and_leave_no_files() {
             "mem_append_batch",
             "mem_stream_fwd",
             "mem_stream_rev",
+            "reopen",
             "rss",
         ])
         .output()

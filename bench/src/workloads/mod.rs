@@ -59,7 +59,7 @@ pub(crate) fn all() -> Vec<Workload> {
         },
         Workload {
             name: "reopen",
-            about: "log-offset: open a 1 GiB log",
+            about: "log-offset: open a 1 GiB log (at the default --records; scaled with it)",
             run: |ctx| Box::pin(reopen::reopen(ctx)),
         },
         Workload {
