@@ -23,6 +23,7 @@ mod db_cases;
 mod factory;
 mod log_cases;
 mod model;
+mod read_ahead;
 mod runner;
 mod support;
 mod view_check;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use flume_core::{Bytes, Item, Log, LogError, Output, ReadRange, Seq, StreamOpts, stream_owned};
 use futures::{FutureExt, StreamExt};
 
+use crate::read_ahead;
 use crate::support::{append, append_batch, collect};
 use crate::{LogFactory, open, runner::Runner};
 
@@ -84,6 +85,10 @@ pub(crate) fn run<F: LogFactory>(r: &mut Runner, make: &impl Fn() -> F) {
     r.case(
         "owned streams over many chunks (read-ahead): every record once, in order",
         || owned_many_chunks(make()),
+    );
+    r.case(
+        "owned stream consumed in a task reads ahead off its threads",
+        || read_ahead::owned_reads_ahead_off_the_consumers_thread(make()),
     );
     r.case(
         "owned live stream across chunks while appends continue",
@@ -551,9 +556,9 @@ async fn live_limit<F: LogFactory>(f: F) {
 }
 
 /// More records than three stream chunks (streams read 1024 records at a time).
-const MANY: usize = 3000;
+pub(crate) const MANY: usize = 3000;
 
-async fn append_many(log: &dyn Log, from: usize, n: usize) -> Vec<(Seq, Bytes)> {
+pub(crate) async fn append_many(log: &dyn Log, from: usize, n: usize) -> Vec<(Seq, Bytes)> {
     let values: Vec<Bytes> = (from..from + n)
         .map(|i| Bytes::from(format!("record {i}")))
         .collect();

@@ -378,7 +378,7 @@ impl<T: Send + Sync + 'static> Db<T> {
         let codec = Arc::clone(&self.shared.codec);
         let output = opts.output;
         // Decoded as the caller takes each record, straight from the log's chunks (which are
-        // freed on the read-ahead's task). Not on the read-ahead's task: the caller would then
+        // freed by the read-ahead). Not on the read-ahead's thread: the caller would then
         // free values allocated on another thread, which costs more (docs/design.md §1).
         stream_owned_with(Arc::clone(&self.shared.log), opts, move |seq, value| {
             let item = Item::shaped(output, seq, &*value);

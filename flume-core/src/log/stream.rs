@@ -22,7 +22,7 @@ const CHUNK: usize = 1024;
 
 type Records = Vec<(Seq, Bytes)>;
 
-/// Starts a read of the log on another task (the read-ahead of streams that own their log),
+/// Starts a read of the log on another thread (the read-ahead of streams that own their log),
 /// which first frees a chunk the caller is done with.
 type Spawn =
     Box<dyn Fn(ReadRange, Option<Records>) -> JoinHandle<Result<Records, LogError>> + Send + Sync>;
@@ -32,9 +32,9 @@ type Spent = Arc<Mutex<Option<Records>>>;
 
 /// A stream that owns its log handle, so it can outlive the caller's borrow (servers, tasks).
 ///
-/// On a multi-threaded tokio runtime it reads one chunk ahead on another task while the caller
-/// consumes the current one, so reading (I/O, checksums) overlaps with what the caller does with
-/// the records (decoding them, say).
+/// On a multi-threaded tokio runtime it reads one chunk ahead on tokio's blocking pool while the
+/// caller consumes the current one, so reading (I/O, checksums) overlaps with what the caller
+/// does with the records (decoding them, say), also when the caller is itself a task.
 pub fn stream_owned<L: Log + ?Sized>(log: Arc<L>, opts: StreamOpts) -> LogStream {
     let each = items(opts.output);
     stream_owned_with(log, opts, each)
@@ -47,7 +47,7 @@ fn items(output: Output) -> impl FnMut(Seq, &mut Bytes) -> Result<Item<Bytes>, L
 
 /// [`stream_owned`], applying `each` to every record as it is yielded (on the caller's task, in
 /// log order) instead of wrapping a stream of items: `Db` decodes records this way. `each` may
-/// take the value or only look at it; the chunk is freed on the read-ahead's task.
+/// take the value or only look at it; the chunk is freed by the next read-ahead.
 pub(crate) fn stream_owned_with<L, X, E, F>(
     log: Arc<L>,
     opts: StreamOpts,
@@ -59,18 +59,23 @@ where
     E: From<LogError> + Send + 'static,
     F: FnMut(Seq, &mut Bytes) -> Result<X, E> + Send + Unpin + 'static,
 {
-    // On a current-thread runtime another task would run on the same thread: no overlap, only
-    // overhead.
+    // A current-thread runtime reads nothing ahead: its user chose one thread, and there
+    // `Handle::block_on` on another thread cannot drive the I/O or timers a log may need.
     let spawn = Handle::try_current()
         .ok()
         .filter(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread)
         .map(|handle| {
             let log = Arc::clone(&log);
             Box::new(move |range: ReadRange, spent: Option<Records>| {
-                let log = Arc::clone(&log);
-                handle.spawn(async move {
+                let (log, runtime) = (Arc::clone(&log), handle.clone());
+                // Not `spawn`: a task spawned from a worker goes to that worker's LIFO slot,
+                // which other workers cannot steal, so a stream consumed in a task (a server's
+                // handler, say) would run its read-ahead itself, when it waits for it: no
+                // overlap. The blocking pool runs it on a thread of its own, off the workers
+                // (a read from a cold disk blocks that thread, not the runtime).
+                handle.spawn_blocking(move || {
                     drop(spent);
-                    log.read(range).await
+                    runtime.block_on(log.read(range))
                 })
             }) as Spawn
         });
@@ -138,7 +143,7 @@ where
 /// is an index step and `each`, not a future or a nested stream per record.
 ///
 /// A chunk the caller has gone through goes to the cursor's next read-ahead, which frees it on
-/// its own task: the values `each` did not take (a `Db` decodes them and needs them no more) cost
+/// its own thread: the values `each` did not take (a `Db` decodes them and needs them no more) cost
 /// the caller nothing to drop.
 struct Flat<'a, F> {
     chunks: BoxStream<'a, Result<Records, LogError>>,
