@@ -14,13 +14,14 @@ use crate::{DEFAULT_RECORDS, Metric, Target};
 /// Bytes a log-offset frame adds to its record (docs/design.md §5).
 const FRAME: u64 = 20;
 
-/// Open time of a log of 100-byte records whose frames fill 1 GiB at the default `--records`;
-/// a smaller run writes a proportionally smaller log (so the smoke test can run it), under the
-/// same metric name, as `rss` does.
+/// Open time of a log of 100-byte records whose frames fill 1 GiB and 4 MiB more at the default
+/// `--records`: 16 full segments, and a last one longer than the 1 MiB that open verifies (a
+/// shorter one would be read less). A smaller run writes a proportionally smaller log (so
+/// the smoke test can run it), under the same metric name, as `rss` does.
 pub(crate) async fn reopen(ctx: &Ctx) -> anyhow::Result<Vec<Metric>> {
     let dir = ctx.dir.join("reopen");
-    let gib = 1u128 << 30;
-    let bytes = gib * u128::from(ctx.records) / u128::from(DEFAULT_RECORDS);
+    let size = (1u128 << 30) + (4 << 20);
+    let bytes = size * u128::from(ctx.records) / u128::from(DEFAULT_RECORDS);
     let records = u64::try_from(bytes / u128::from(RECORD as u64 + FRAME))?.max(1);
     let log = OffsetLog::open_with(&dir, Options::new().durability(Durability::Buffered))?;
     fill(&log, records).await?;
