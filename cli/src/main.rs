@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod app;
+mod ask;
 mod cmd;
 mod input;
 mod open;

@@ -24,6 +24,7 @@ const COMMANDS: &[&str] = &[
     "rebuild",
     "verify",
     "repair",
+    "retire",
     "import",
     "export",
     "stats",

@@ -4,44 +4,8 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
-use common::{fails, flip, flume, ok, ok_in, values};
+use common::{database, fails, flip, flume, ok, segments, values};
 use serde_json::json;
-
-/// A database with small segments (several of them) holding 300 records in batches of 10.
-fn database(dir: &Path) -> Vec<u64> {
-    ok(dir.parent().unwrap(), &["init", dir.to_str().unwrap()]);
-    let toml = std::fs::read_to_string(dir.join("flume.toml"))
-        .unwrap()
-        .replace("# segment_size = 67108864", "segment_size = 4096 #");
-    std::fs::write(dir.join("flume.toml"), toml).unwrap();
-    let input: String = (0..300)
-        .map(|i| format!("{{\"i\":{i},\"pad\":\"{}\"}}\n", "x".repeat(60)))
-        .collect();
-    ok_in(dir, &["append", "--batch", "10"], &input)
-        .iter()
-        .map(|v| v.as_u64().unwrap())
-        .collect()
-}
-
-fn segments(dir: &Path) -> Vec<(u64, PathBuf)> {
-    let mut v: Vec<(u64, PathBuf)> = std::fs::read_dir(dir.join("log"))
-        .unwrap()
-        .filter_map(|e| {
-            let p = e.unwrap().path();
-            let base = p
-                .file_name()?
-                .to_str()?
-                .strip_suffix(".log")?
-                .parse()
-                .ok()?;
-            Some((base, p))
-        })
-        .collect();
-    v.sort();
-    v
-}
 
 #[test]
 fn verify_finds_a_flipped_byte_and_repair_cuts_there() {

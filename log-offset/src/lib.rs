@@ -55,7 +55,7 @@ pub mod storage;
 mod verify;
 mod writer;
 
-pub use log::OffsetLog;
+pub use log::{OffsetLog, Retirement};
 pub use options::{Durability, Options};
 pub use storage::{FsStorage, SimStorage};
 pub use verify::{

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use flume_core::{AppendError, Log, LogError, ReadRange, Seq, SinceCell, async_trait};
 use tokio::sync::{Semaphore, oneshot, watch};
 
+use crate::frame::SEG_HEADER;
 use crate::options::Options;
 use crate::recovery;
 use crate::segment::{Ctx, Segment};
@@ -67,6 +68,38 @@ impl State {
     pub(crate) fn first(&self) -> u64 {
         self.segments.first().map_or(self.end, |s| s.base)
     }
+
+    /// How many segments, from the oldest, hold only records below `seq`: those
+    /// `retire_before(seq)` deletes. Never the one holding the last record.
+    fn retirable(&self, seq: u64) -> usize {
+        let Some(last) = self.last else {
+            return 0;
+        };
+        let keep = self
+            .segments
+            .partition_point(|s| s.base <= last)
+            .saturating_sub(1);
+        let mut n = 0;
+        while n < keep && self.segments[n + 1].base <= seq {
+            n += 1;
+        }
+        n
+    }
+}
+
+/// What [`OffsetLog::retire_before`] would delete: see [`OffsetLog::retirement`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Retirement {
+    /// Segment files, the oldest ones.
+    pub segments: usize,
+    /// Their size on disk, headers included.
+    pub bytes: u64,
+    /// The seq of their first record (`None` when nothing would be deleted).
+    pub from: Option<Seq>,
+    /// The first seq retained after them: every record below it goes. `None` when the log is
+    /// empty.
+    pub first: Option<Seq>,
 }
 
 impl Shared {
@@ -289,6 +322,32 @@ impl OffsetLog {
         rx.await.unwrap_or(Err(LogError::Closed))
     }
 
+    /// What [`retire_before(seq)`](Self::retire_before) would delete now, deleting nothing: to
+    /// show it, or ask, first. The answer holds until the log grows into a new segment. Works
+    /// on a read-only log too.
+    pub fn retirement(&self, seq: Seq) -> Retirement {
+        let st = self.shared.state();
+        let n = st.retirable(seq.0);
+        let first = st.last.map(|_| Seq(st.first()));
+        if n == 0 {
+            return Retirement {
+                segments: 0,
+                bytes: 0,
+                from: None,
+                first,
+            };
+        }
+        let (from, to) = (st.segments[0].base, st.segments[n].base);
+        Retirement {
+            segments: n,
+            // A sealed segment's file is its header and its frames, and the next segment
+            // begins at the seq where those frames end.
+            bytes: to - from + n as u64 * SEG_HEADER,
+            from: Some(Seq(from)),
+            first: Some(Seq(to)),
+        }
+    }
+
     /// Retire (delete) the whole segments that hold only records below `seq`; returns the new
     /// first seq. The segment holding the last record is always kept. Reads and `get` below the
     /// new first seq fail with [`LogError::Truncated`]; a read after the last retired record
@@ -303,17 +362,7 @@ impl OffsetLog {
         let _one = lock(&w.retiring);
         let retired: Vec<Arc<Segment>> = {
             let mut st = self.shared.state_mut();
-            let Some(last) = st.last else {
-                return Ok(None);
-            };
-            let keep = st
-                .segments
-                .partition_point(|s| s.base <= last)
-                .saturating_sub(1);
-            let mut n = 0;
-            while n < keep && st.segments[n + 1].base <= seq.0 {
-                n += 1;
-            }
+            let n = st.retirable(seq.0);
             st.segments.drain(..n).collect()
         };
         // Oldest first: a crash midway leaves a contiguous suffix.

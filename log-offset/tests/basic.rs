@@ -171,6 +171,88 @@ async fn retire_before_truncates_whole_segments() {
     assert_eq!(kept.last(), all.last());
 }
 
+/// The segment files of a log directory, oldest first, with their sizes.
+fn segment_files(dir: &std::path::Path) -> Vec<(String, u64)> {
+    let mut files: Vec<(String, u64)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e.metadata().unwrap().len(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// `retirement` foretells `retire_before` exactly: the files it deletes, their bytes, the seqs
+/// it cuts, from a read-only open too; and nothing at all while the log has one segment.
+#[tokio::test]
+async fn retirement_says_what_retire_before_deletes() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = OffsetLog::open_with(dir.path(), small()).unwrap();
+    let none = log.retirement(Seq(u64::MAX));
+    assert_eq!(
+        (none.segments, none.bytes, none.from, none.first),
+        (0, 0, None, None)
+    );
+    let all = fill(&log, 12).await;
+    assert_eq!(segment_files(dir.path()).len(), 1);
+    let one = log.retirement(Seq(u64::MAX));
+    assert_eq!(
+        (one.segments, one.from, one.first),
+        (0, None, Some(all[0].0))
+    );
+    let all = [all, fill(&log, 600).await].concat();
+    let mut deleted = 0;
+    for cut in [all[1].0, all[150].0, all[151].0, all[400].0, Seq(u64::MAX)] {
+        let plan = log.retirement(cut);
+        // A read-only open lists the segments as they are when it opens.
+        let reader = OffsetLog::open_with(dir.path(), small().read_only(true)).unwrap();
+        assert_eq!(
+            reader.retirement(cut),
+            plan,
+            "a read-only log sees the same"
+        );
+        reader.close().await.unwrap();
+        let before = segment_files(dir.path());
+        let first = log.retire_before(cut).unwrap();
+        let after = segment_files(dir.path());
+        let gone = &before[..before.len() - after.len()];
+        assert_eq!(
+            &before[gone.len()..],
+            after.as_slice(),
+            "only the oldest go"
+        );
+        assert_eq!(plan.segments, gone.len(), "cut {cut}");
+        assert_eq!(plan.bytes, gone.iter().map(|(_, len)| len).sum::<u64>());
+        assert_eq!(plan.first, first);
+        if gone.is_empty() {
+            assert_eq!(plan.from, None);
+        } else {
+            assert_eq!(plan.from, Some(Seq(gone[0].0[..20].parse().unwrap())));
+            let below = all.iter().filter(|(seq, _)| *seq < first.unwrap()).count();
+            assert!(below > deleted, "cut {cut}: more records go");
+            deleted = below;
+        }
+        assert_eq!(
+            log.retirement(cut).segments,
+            0,
+            "done: nothing more to retire below {cut}"
+        );
+    }
+    assert!(
+        deleted > 500,
+        "retiring everything left {} records",
+        all.len() - deleted
+    );
+    assert_eq!(segment_files(dir.path()).len(), 1);
+    log.close().await.unwrap();
+}
+
 /// A read that continues after the last retired record (a stream or a view resuming exactly at
 /// the boundary) has missed nothing: it gets every retained record, also after a reopen, when
 /// only the first segment's header knows where the record before it started. A read after any

@@ -10,6 +10,7 @@ mod kv;
 mod query;
 mod rebuild;
 mod repair;
+mod retire;
 mod serve;
 mod stats;
 mod stream;
@@ -45,6 +46,13 @@ pub(crate) enum Command {
     Verify(verify::Args),
     /// Cut the log at its first corruption (after asking) and rebuild the views
     Repair(repair::Args),
+    /// Delete the oldest segments of the log to free space (after asking)
+    ///
+    /// Whole segment files go, never the one holding the last record. The views catch up first
+    /// and keep what they derived from the deleted records (counts, key-value entries); index
+    /// and query reads no longer return those records, and a rebuild sees only the records that
+    /// remain.
+    Retire(retire::Args),
     /// Append records from ndjson or from a JavaScript flumelog-offset file
     Import(import::Args),
     /// Print every record as ndjson, in a form `flume import` reads back
@@ -78,6 +86,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
                     Command::Rebuild(args) => rebuild::run(&db, args).await,
                     Command::Verify(args) => verify::run(&db, args).await,
                     Command::Repair(args) => repair::run(&db, args).await,
+                    Command::Retire(args) => retire::run(&db, args).await,
                     Command::Import(args) => import::run(&db, args).await,
                     Command::Export(args) => export::run(&db, args).await,
                     Command::Stats(args) => stats::run(&db, args).await,

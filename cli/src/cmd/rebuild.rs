@@ -34,6 +34,12 @@ pub(crate) async fn rebuild(
     view: Option<&str>,
     report: &mut dyn FnMut(Value) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
+    if let Some(first) = store.log().first().filter(|s| s.0 > 0) {
+        // A log starts at seq 0: records below `first` were retired (`flume retire`).
+        tracing::warn!(
+            "the records below seq {first} were retired: the rebuilt views see only those from there on"
+        );
+    }
     let names: Vec<String> = match view {
         Some(name) => {
             store.view(name)?;

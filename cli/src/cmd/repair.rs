@@ -1,17 +1,16 @@
 //! `flume repair`: cut the log at its first corruption, keeping every whole batch before it,
 //! after showing what would be lost and asking; then rebuild every view.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use flume_core::LogError;
 use flume_log_offset::{Repair, RepairPlan};
 use serde_json::json;
 
 use crate::app::Exit;
 use crate::out::{self, Out};
-use crate::{open, progress};
+use crate::{ask, open, progress};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -51,7 +50,7 @@ pub(crate) async fn run(db: &Path, args: Args) -> anyhow::Result<()> {
         return out.flush();
     };
     eprintln!("{}", describe(&plan));
-    if !args.yes && !confirm()? {
+    if !args.yes && !ask::confirm("Cut the log?", "cut the log")? {
         eprintln!("nothing was changed");
         return Err(Exit(1).into());
     }
@@ -136,22 +135,4 @@ fn describe(plan: &RepairPlan) -> String {
     }
     s.push_str("Every view is rebuilt afterwards. To keep a copy first: `flume export > backup.ndjson` exports what still reads.");
     s
-}
-
-/// Ask on the terminal.
-fn confirm() -> anyhow::Result<bool> {
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
-        bail!(
-            "refusing to cut the log without confirmation: stdin is not a terminal; rerun with --yes to cut it"
-        );
-    }
-    eprint!("Cut the log? [y/N] ");
-    std::io::stderr().flush()?;
-    let mut answer = String::new();
-    stdin.lock().read_line(&mut answer)?;
-    Ok(matches!(
-        answer.trim().to_ascii_lowercase().as_str(),
-        "y" | "yes"
-    ))
 }

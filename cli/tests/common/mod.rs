@@ -2,7 +2,7 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
@@ -89,4 +89,39 @@ pub(crate) fn flip(path: &Path, offset: u64) {
     let mut b = [0u8; 1];
     f.read_exact_at(&mut b, offset).unwrap();
     f.write_all_at(&[b[0] ^ 0x01], offset).unwrap();
+}
+
+/// A database with small segments (several of them) holding 300 records in batches of 10.
+pub(crate) fn database(dir: &Path) -> Vec<u64> {
+    ok(dir.parent().unwrap(), &["init", dir.to_str().unwrap()]);
+    let toml = std::fs::read_to_string(dir.join("flume.toml"))
+        .unwrap()
+        .replace("# segment_size = 67108864", "segment_size = 4096 #");
+    std::fs::write(dir.join("flume.toml"), toml).unwrap();
+    let input: String = (0..300)
+        .map(|i| format!("{{\"i\":{i},\"pad\":\"{}\"}}\n", "x".repeat(60)))
+        .collect();
+    ok_in(dir, &["append", "--batch", "10"], &input)
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect()
+}
+
+/// The segment files of the log, oldest first, with their base seqs.
+pub(crate) fn segments(dir: &Path) -> Vec<(u64, PathBuf)> {
+    let mut v: Vec<(u64, PathBuf)> = std::fs::read_dir(dir.join("log"))
+        .unwrap()
+        .filter_map(|e| {
+            let p = e.unwrap().path();
+            let base = p
+                .file_name()?
+                .to_str()?
+                .strip_suffix(".log")?
+                .parse()
+                .ok()?;
+            Some((base, p))
+        })
+        .collect();
+    v.sort();
+    v
 }
