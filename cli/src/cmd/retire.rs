@@ -95,11 +95,13 @@ async fn retire(store: &Store, args: &Args) -> anyhow::Result<serde_json::Value>
 /// What the retirement deletes, for people.
 fn describe(plan: &Retirement) -> String {
     let range = match (plan.from, plan.first) {
-        (Some(from), Some(first)) => format!(" (the records from seq {from} up to seq {first})"),
+        (Some(from), Some(first)) => {
+            format!(" (the records from seq {from} to just before seq {first})")
+        }
         _ => String::new(),
     };
     format!(
-        "Retire {} segment file(s), {}{range}: they are deleted.\n\
+        "Retiring deletes {} segment file(s), {}{range}.\n\
          Views keep what they derived from them (counts, key-value entries); index and query reads no longer return them; a rebuild sees only the records that remain.\n\
          To keep a copy first: `flume export > backup.ndjson`.",
         plan.segments,
