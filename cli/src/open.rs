@@ -52,15 +52,28 @@ pub(crate) async fn store(db: &Path, create: bool) -> anyhow::Result<Store> {
     Store::open(db).await.map_err(|e| explain(db, e))
 }
 
+/// Open the log alone, as its writer (views closed: a command that changes the log's files).
+pub(crate) fn write_log(db: &Path) -> anyhow::Result<OffsetLog> {
+    let options = log_options(&config(db)?);
+    OffsetLog::open_with(log_dir(db), options).map_err(|e| match e {
+        LogError::Locked { holder } => in_use(db, &holder),
+        e => anyhow::Error::new(e).context(format!("cannot open the log of {}", db.display())),
+    })
+}
+
 fn explain(db: &Path, e: StoreError) -> anyhow::Error {
     match e {
-        StoreError::Log(LogError::Locked { holder }) => anyhow::anyhow!(
-            "the database {} is in use by {holder} (another flume command, or `flume serve`): wait for it \
-             to finish or stop it; `get`, `stream`, `export`, `stats` and `verify` work meanwhile",
-            db.display()
-        ),
+        StoreError::Log(LogError::Locked { holder }) => in_use(db, &holder),
         e => anyhow::Error::new(e).context(format!("cannot open the database {}", db.display())),
     }
+}
+
+fn in_use(db: &Path, holder: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the database {} is in use by {holder} (another flume command, or `flume serve`): wait for it \
+         to finish or stop it; `get`, `stream`, `export`, `stats` and `verify` work meanwhile",
+        db.display()
+    )
 }
 
 /// The log opened read-only: no lock, nothing cut or written. `None` when the database has no log

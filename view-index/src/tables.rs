@@ -133,6 +133,15 @@ impl ViewTables {
         Ok(())
     }
 
+    /// Make the view's committed rows and `since` durable (see [`Lmdb::sync`]): a view calls
+    /// it as it closes.
+    ///
+    /// # Errors
+    /// LMDB errors.
+    pub async fn sync(&self) -> Result<(), ViewError> {
+        Ok(self.lmdb.sync().await?)
+    }
+
     /// Empty every row table and store `since = None` with this code's version.
     ///
     /// # Errors

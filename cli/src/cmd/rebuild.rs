@@ -37,7 +37,7 @@ pub(crate) async fn rebuild(
     if let Some(first) = store.log().first().filter(|s| s.0 > 0) {
         // A log starts at seq 0: records below `first` were retired (`flume retire`).
         tracing::warn!(
-            "the records below seq {first} were retired: the rebuilt views see only those from there on"
+            "the records below seq {first} were retired (or their files removed): the rebuilt views see only those from there on"
         );
     }
     let names: Vec<String> = match view {

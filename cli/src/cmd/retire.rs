@@ -1,15 +1,14 @@
 //! `flume retire`: delete the oldest segment files of the log to free disk space (retention),
 //! after showing what goes and asking.
 //!
-//! Whole segments go, never the one holding the last record. The views are caught up first, so
-//! none of them misses a record it had not applied yet.
+//! Whole segments go, never the one holding the last record. The views are caught up and closed
+//! (durable) first, so none of them needs a deleted record again.
 
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use flume_core::Seq;
-use flume_log_offset::Retirement;
-use flume_store::Store;
+use flume_core::{Log, Seq};
+use flume_log_offset::{OffsetLog, Retirement};
 use serde_json::json;
 
 use crate::app::Exit;
@@ -32,9 +31,14 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(db: &Path, args: Args) -> anyhow::Result<()> {
-    let store = open::store(db, false).await?;
-    let result = retire(&store, &args).await;
-    let closed = store.close().await;
+    let Some(last) = catch_up(db).await? else {
+        let mut out = Out::new();
+        out.json(&json!({ "retired": false, "reason": "the log is empty" }))?;
+        return out.flush();
+    };
+    let log = open::write_log(db)?;
+    let result = retire(&log, last, &args);
+    let closed = log.close().await;
     let report = result?;
     closed?;
     let mut out = Out::new();
@@ -42,24 +46,35 @@ pub(crate) async fn run(db: &Path, args: Args) -> anyhow::Result<()> {
     out.flush()
 }
 
-async fn retire(store: &Store, args: &Args) -> anyhow::Result<serde_json::Value> {
-    // A view still catching up would find the records it needs gone: it would be rebuilt from
-    // what remains.
-    for (name, view) in store.views() {
-        view.live().await.with_context(|| {
-            format!("view {name} cannot catch up with the log; nothing was retired")
-        })?;
+/// Catch every view up with the log and close them all, durable: then none of them needs a
+/// record up to the log's last one (returned) again. A view still catching up as the records
+/// it needs went would be rebuilt from what remains.
+async fn catch_up(db: &Path) -> anyhow::Result<Option<Seq>> {
+    let store = open::store(db, false).await?;
+    let live = async {
+        for (name, view) in store.views() {
+            view.live().await.with_context(|| {
+                format!("view {name} cannot catch up with the log; nothing was retired")
+            })?;
+        }
+        anyhow::Ok(store.db().since())
     }
-    let Some(last) = store.db().since() else {
-        return Ok(json!({ "retired": false, "reason": "the log is empty" }));
-    };
+    .await;
+    let closed = store.close().await;
+    let last = live?;
+    closed?;
+    Ok(last)
+}
+
+fn retire(log: &OffsetLog, last: Seq, args: &Args) -> anyhow::Result<serde_json::Value> {
     let before = match (args.before, args.keep) {
         (Some(seq), _) => Seq(seq),
         // Records from `last - keep` on stay: at least `keep` bytes of them.
         (None, Some(keep)) => Seq(last.0.saturating_sub(keep)),
         (None, None) => bail!("say what to retire: --before SEQ or --keep SIZE"),
     };
-    let log = store.log();
+    // Records appended after the views closed (by another process since) may not be in them.
+    let before = before.min(Seq(last.0.saturating_add(1)));
     let plan = log.retirement(before);
     if plan.segments == 0 {
         return Ok(json!({
@@ -76,7 +91,7 @@ async fn retire(store: &Store, args: &Args) -> anyhow::Result<serde_json::Value>
     }
     let first = log
         .retire_before(before)
-        .context("the retirement failed; the segments not deleted still read, and running it again deletes them")?;
+        .context("the retirement failed; run it again to finish it")?;
     tracing::info!(
         "retired {} segment(s), {}",
         plan.segments,

@@ -93,11 +93,21 @@ pub(crate) fn flip(path: &Path, offset: u64) {
 
 /// A database with small segments (several of them) holding 300 records in batches of 10.
 pub(crate) fn database(dir: &Path) -> Vec<u64> {
+    small_segments(dir);
+    append_300(dir)
+}
+
+/// An empty database whose log has 4 KiB segments.
+pub(crate) fn small_segments(dir: &Path) {
     ok(dir.parent().unwrap(), &["init", dir.to_str().unwrap()]);
     let toml = std::fs::read_to_string(dir.join("flume.toml"))
         .unwrap()
         .replace("# segment_size = 67108864", "segment_size = 4096 #");
     std::fs::write(dir.join("flume.toml"), toml).unwrap();
+}
+
+/// Append 300 records of about 80 bytes in batches of 10; their seqs.
+pub(crate) fn append_300(dir: &Path) -> Vec<u64> {
     let input: String = (0..300)
         .map(|i| format!("{{\"i\":{i},\"pad\":\"{}\"}}\n", "x".repeat(60)))
         .collect();

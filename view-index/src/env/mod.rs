@@ -154,6 +154,20 @@ impl Lmdb {
         rx.await.map_err(|_| LmdbError::Closed)?
     }
 
+    /// Make every committed write durable, the last one's meta page included (commits skip
+    /// that fsync: see `NO_META_SYNC` at open). For a view closing, so that its `since` survives
+    /// a machine crash too.
+    ///
+    /// # Errors
+    /// LMDB's error when the fsync fails.
+    pub async fn sync(&self) -> Result<(), LmdbError> {
+        let env = self.inner.env.clone();
+        tokio::task::spawn_blocking(move || env.force_sync())
+            .await
+            .map_err(|_| LmdbError::Closed)?
+            .map_err(LmdbError::Lmdb)
+    }
+
     /// Create (or open) the named table.
     ///
     /// # Errors
