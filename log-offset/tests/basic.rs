@@ -3,9 +3,12 @@
 
 #![allow(clippy::unwrap_used)] // test helpers panic on failure, like the tests
 
+mod common;
+
 use std::ops::Bound;
 use std::sync::Arc;
 
+use common::segments;
 use flume_core::{Bytes, Log, LogError, ReadRange, Seq, StreamOpts};
 use flume_log_offset::{Durability, OffsetLog, Options, SimStorage, verify_storage};
 use futures::TryStreamExt;
@@ -171,23 +174,6 @@ async fn retire_before_truncates_whole_segments() {
     assert_eq!(kept.last(), all.last());
 }
 
-/// The segment files of a log directory, oldest first, with their sizes.
-fn segment_files(dir: &std::path::Path) -> Vec<(String, u64)> {
-    let mut files: Vec<(String, u64)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap())
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
-        .map(|e| {
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                e.metadata().unwrap().len(),
-            )
-        })
-        .collect();
-    files.sort();
-    files
-}
-
 /// `retirement` foretells `retire_before` exactly: the files it deletes, their bytes, the seqs
 /// it cuts, from a read-only open too; and nothing at all while the log has one segment.
 #[tokio::test]
@@ -200,7 +186,7 @@ async fn retirement_says_what_retire_before_deletes() {
         (0, 0, None, None)
     );
     let all = fill(&log, 12).await;
-    assert_eq!(segment_files(dir.path()).len(), 1);
+    assert_eq!(segments(dir.path()).len(), 1);
     let one = log.retirement(Seq(u64::MAX));
     assert_eq!(
         (one.segments, one.from, one.first),
@@ -218,22 +204,22 @@ async fn retirement_says_what_retire_before_deletes() {
             "a read-only log sees the same"
         );
         reader.close().await.unwrap();
-        let before = segment_files(dir.path());
+        let before = segments(dir.path());
+        let sizes: Vec<u64> = before
+            .iter()
+            .map(|(_, path)| std::fs::metadata(path).unwrap().len())
+            .collect();
         let first = log.retire_before(cut).unwrap();
-        let after = segment_files(dir.path());
-        let gone = &before[..before.len() - after.len()];
-        assert_eq!(
-            &before[gone.len()..],
-            after.as_slice(),
-            "only the oldest go"
-        );
-        assert_eq!(plan.segments, gone.len(), "cut {cut}");
-        assert_eq!(plan.bytes, gone.iter().map(|(_, len)| len).sum::<u64>());
+        let after = segments(dir.path());
+        let gone = before.len() - after.len();
+        assert_eq!(&before[gone..], after.as_slice(), "only the oldest go");
+        assert_eq!(plan.segments, gone, "cut {cut}");
+        assert_eq!(plan.bytes, sizes[..gone].iter().sum::<u64>());
         assert_eq!(plan.first, first);
-        if gone.is_empty() {
+        if gone == 0 {
             assert_eq!(plan.from, None);
         } else {
-            assert_eq!(plan.from, Some(Seq(gone[0].0[..20].parse().unwrap())));
+            assert_eq!(plan.from, Some(Seq(before[0].0)));
             let below = all.iter().filter(|(seq, _)| *seq < first.unwrap()).count();
             assert!(below > deleted, "cut {cut}: more records go");
             deleted = below;
@@ -249,7 +235,7 @@ async fn retirement_says_what_retire_before_deletes() {
         "retiring everything left {} records",
         all.len() - deleted
     );
-    assert_eq!(segment_files(dir.path()).len(), 1);
+    assert_eq!(segments(dir.path()).len(), 1);
     log.close().await.unwrap();
 }
 

@@ -3,8 +3,12 @@
 
 #![allow(clippy::unwrap_used)] // test helpers panic on failure, like the tests
 
+mod common;
+
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+
+use common::segments;
 
 use flume_core::{Bytes, Log, LogError, Seq, StreamOpts};
 use flume_log_offset::{OffsetLog, Options, Repair, repair, verify};
@@ -52,20 +56,6 @@ fn all_seqs(dir: &Path) -> Vec<Seq> {
         log.close().await.unwrap();
         seqs
     })
-}
-
-fn segments(dir: &Path) -> Vec<(u64, PathBuf)> {
-    let mut v: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| {
-            let path = e.unwrap().path();
-            let name = path.file_name()?.to_str()?.to_string();
-            let base = name.strip_suffix(".log")?.parse().ok()?;
-            Some((base, path))
-        })
-        .collect();
-    v.sort();
-    v
 }
 
 /// The segment file holding `seq`, and the file offset of its frame.

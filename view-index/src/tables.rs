@@ -133,8 +133,9 @@ impl ViewTables {
         Ok(())
     }
 
-    /// Make the view's committed rows and `since` durable (see [`Lmdb::sync`]): a view calls
-    /// it as it closes.
+    /// Make the view's committed rows and `since` durable (see [`Lmdb::sync`]). Every LMDB view
+    /// calls it as it closes, so a closed view is durable at its `since`, as a reduce view's
+    /// checkpoint is: records the log retires after that are never needed again.
     ///
     /// # Errors
     /// LMDB errors.

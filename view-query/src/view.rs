@@ -174,8 +174,6 @@ impl<T: Send + Sync + 'static> View<T> for QueryView<T> {
     }
 
     async fn close(&self) -> Result<(), ViewError> {
-        // Durable at its `since` once closed, as a reduce view's checkpoint is: what the log
-        // retires after a close is never needed again.
         self.store.sync().await
     }
 }

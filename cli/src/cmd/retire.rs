@@ -31,16 +31,17 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(db: &Path, args: Args) -> anyhow::Result<()> {
-    let Some(last) = catch_up(db).await? else {
-        let mut out = Out::new();
-        out.json(&json!({ "retired": false, "reason": "the log is empty" }))?;
-        return out.flush();
+    let report = match catch_up(db).await? {
+        None => json!({ "retired": false, "reason": "the log is empty" }),
+        Some(last) => {
+            let log = open::write_log(db)?;
+            let result = retire(&log, last, &args);
+            let closed = log.close().await;
+            let report = result?;
+            closed?;
+            report
+        }
     };
-    let log = open::write_log(db)?;
-    let result = retire(&log, last, &args);
-    let closed = log.close().await;
-    let report = result?;
-    closed?;
     let mut out = Out::new();
     out.json(&report)?;
     out.flush()
