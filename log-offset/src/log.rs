@@ -117,6 +117,34 @@ impl Shared {
         self.state.write().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Under a read-only log, `seg`'s file was not found: if every older segment's file is gone
+    /// too, the writer's process retired them (it deletes the oldest first), and they are
+    /// forgotten, as a reopen would. True then. A file missing after one that is still there is
+    /// a hole, not a retirement: it stays an I/O error.
+    pub(crate) fn forget_retired(&self, seg: &Segment) -> bool {
+        if !self.opts.read_only {
+            return false;
+        }
+        let Ok(names) = self.storage.list() else {
+            return false;
+        };
+        let names: std::collections::HashSet<String> = names.into_iter().collect();
+        let mut st = self.state_mut();
+        if seg.base < st.first() {
+            return true; // another read forgot it first
+        }
+        let gone = st
+            .segments
+            .iter()
+            .take_while(|s| !names.contains(&s.name))
+            .count();
+        if !st.segments[..gone].iter().any(|s| s.base == seg.base) {
+            return false;
+        }
+        st.segments.drain(..gone);
+        true
+    }
+
     pub(crate) fn check_open(&self) -> Result<(), LogError> {
         if self.closed.load(Ordering::Acquire) {
             Err(LogError::Closed)

@@ -87,22 +87,26 @@ impl Shared {
 
     /// The file of `seg`, read for logical offset `x`. A sealed segment is opened on first use,
     /// after the state lock that found it was released: `retire_before` may have removed it
-    /// since, and then the read is below the first seq, not an I/O failure.
+    /// since, or, under a read-only log, the writer's process may have; then the read is below
+    /// the first seq, not an I/O failure.
     pub(crate) fn file(&self, seg: &Segment, x: u64) -> Result<Arc<dyn StorageFile>, LogError> {
-        seg.file(self.ctx()).map_err(|e| {
-            let first = self.state().first();
-            match e {
-                LogError::Io { source, .. }
-                    if source.kind() == std::io::ErrorKind::NotFound && seg.base < first =>
-                {
-                    LogError::Truncated {
-                        seq: Seq(x),
-                        first: Seq(first),
-                    }
+        seg.file(self.ctx()).map_err(|e| match e {
+            LogError::Io { source, .. }
+                if source.kind() == std::io::ErrorKind::NotFound && self.retired(seg) =>
+            {
+                LogError::Truncated {
+                    seq: Seq(x),
+                    first: Seq(self.state().first()),
                 }
-                e => e,
             }
+            e => e,
         })
+    }
+
+    /// Whether `seg`, whose file was not found, was retired.
+    fn retired(&self, seg: &Segment) -> bool {
+        let first = self.state().first();
+        seg.base < first || self.forget_retired(seg)
     }
 
     /// The first frame start at or after logical `x` (or `view.end`).
@@ -167,7 +171,19 @@ impl Shared {
         Ok(seq_before(self.ctx(), &seg.name, &*file, seg.base)? == Some(seq))
     }
 
+    /// A read that segments retired under it made `Truncated` is read once more, from the new
+    /// first seq: one that continues after the last retired record has missed nothing.
     pub(crate) fn read(&self, range: &ReadRange) -> Result<Vec<(Seq, Bytes)>, LogError> {
+        let first = self.state().first();
+        let done = self.read_once(range);
+        let moved = self.state().first() != first;
+        match done {
+            Err(LogError::Truncated { .. }) if moved => self.read_once(range),
+            done => done,
+        }
+    }
+
+    fn read_once(&self, range: &ReadRange) -> Result<Vec<(Seq, Bytes)>, LogError> {
         let Some(view) = self.view() else {
             return Ok(Vec::new());
         };

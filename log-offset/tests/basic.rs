@@ -266,6 +266,58 @@ async fn a_read_after_the_last_retired_record_is_not_truncated() {
     log.close().await.unwrap();
 }
 
+/// A read-only log is a snapshot of the files: when the writer's process retires segments under
+/// it, its reads of them are `Truncated` (not an I/O error), as the writer's own reads are, and
+/// it learns the new first seq; a read that continues after the last retired record gets the
+/// rest, forwards and backwards. A segment file missing after one that is still there is a hole,
+/// not a retirement: its reads stay I/O errors.
+#[tokio::test]
+async fn a_read_only_log_sees_the_writers_retirement_as_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = OffsetLog::open_with(dir.path(), small()).unwrap();
+    let all = fill(&log, 600).await;
+    let ro = || OffsetLog::open_with(dir.path(), small().read_only(true)).unwrap();
+    let (getter, resumer, reverser) = (ro(), ro(), ro());
+    let first = log.retire_before(all[300].0).unwrap().unwrap();
+    let at = all.iter().position(|r| r.0 == first).unwrap();
+    assert!(at > 1, "{first}");
+
+    assert_eq!(getter.first(), Some(all[0].0), "a snapshot until it reads");
+    match getter.get(all[0].0).await {
+        Err(LogError::Truncated { seq, first: f }) => assert_eq!((seq, f), (all[0].0, first)),
+        other => panic!("not truncated: {other:?}"),
+    }
+    assert_eq!(getter.first(), Some(first));
+    assert_eq!(getter.get(all[at].0).await.unwrap(), all[at].1);
+
+    reads_after_the_boundary(&resumer, &all, at, "read-only, retired under it").await;
+    let back = reverser
+        .read(range(Bound::Unbounded, Bound::Unbounded, true))
+        .await
+        .unwrap();
+    let want: Vec<_> = all[at..].iter().rev().cloned().collect();
+    assert!(back == want, "a reverse read stops at the new first seq");
+
+    // A hole: the second retained segment's file is removed by hand (under an open log: an
+    // open refuses the log, its segments no longer tile).
+    let holed = ro();
+    let files = segments(dir.path());
+    let (hole, next) = (files[1].0, files[2].0);
+    std::fs::remove_file(&files[1].1).unwrap();
+    let inside = all.iter().find(|r| (hole..next).contains(&r.0.0)).unwrap();
+    match holed.get(inside.0).await {
+        Err(LogError::Io { source, .. }) => {
+            assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+        }
+        other => panic!("a hole read as {other:?}"),
+    }
+    assert_eq!(holed.first(), Some(first), "a hole retires nothing");
+    for r in [getter, resumer, reverser, holed] {
+        r.close().await.unwrap();
+    }
+    log.close().await.unwrap();
+}
+
 /// Reads after the record before `all[at]`, the first retained one, and after the one before.
 async fn reads_after_the_boundary(log: &OffsetLog, all: &[(Seq, Bytes)], at: usize, when: &str) {
     let after = |s: Seq| range(Bound::Excluded(s), Bound::Unbounded, false);
