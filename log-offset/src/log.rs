@@ -250,7 +250,16 @@ impl OffsetLog {
                 },
             })?)
         };
-        let rec = recovery::recover(&*storage, &opts)?;
+        let rec = match recovery::recover(&*storage, &opts) {
+            // A read-only open lists the files, then reads them: the writer's process may retire
+            // (delete) some of those listed in between. Listed again, they are gone.
+            Err(LogError::Io { source, .. })
+                if opts.read_only && source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                recovery::recover(&*storage, &opts)
+            }
+            rec => rec,
+        }?;
         let corruption = rec.corruption.map(|e| match e {
             LogError::Corrupt {
                 file,
