@@ -55,6 +55,20 @@ pub trait View<T: Send + Sync + 'static>: Send + Sync + 'static {
     /// Storage errors; the database retries with backoff.
     async fn destroy(&self) -> Result<(), ViewError>;
 
+    /// Make the state durable up to at least the `since` reported when the call begins: after
+    /// it returns, a crash leaves a stored `since` no lower. Called before records the view has
+    /// applied are deleted from the log (retention), so that it never needs them again.
+    ///
+    /// The default does nothing, which is right for a view whose `apply` is durable when it
+    /// returns, and for a view that stores nothing (it is rebuilt at every open). A view that
+    /// defers durability (checkpoints, commits without a sync) overrides it.
+    ///
+    /// # Errors
+    /// Storage errors; the caller then deletes nothing the view applied.
+    async fn sync(&self) -> Result<(), ViewError> {
+        Ok(())
+    }
+
     /// Release resources. The database calls it once, when it closes.
     ///
     /// # Errors

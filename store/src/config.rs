@@ -42,6 +42,20 @@ pub struct LogConfig {
     /// The largest record accepted, in bytes.
     #[serde(default = "max_record_size")]
     pub max_record_size: u32,
+    /// Keep at least this many bytes of the newest records: while the database is open (`flume
+    /// serve`), older whole segments are deleted (see [`Store::retire_before`]). `None` (the
+    /// default) keeps everything. Written as bytes or with a unit: `"10GiB"`.
+    ///
+    /// [`Store::retire_before`]: crate::Store::retire_before
+    #[serde(
+        default,
+        deserialize_with = "crate::size::deserialize_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub retain: Option<u64>,
+    /// Seconds between two checks of `retain` (default 60).
+    #[serde(default = "retain_every")]
+    pub retain_every: u64,
 }
 
 /// The durability modes by name.
@@ -72,6 +86,9 @@ fn segment_size() -> u64 {
 fn max_record_size() -> u32 {
     16 << 20
 }
+fn retain_every() -> u64 {
+    60
+}
 fn one() -> u32 {
     1
 }
@@ -82,6 +99,8 @@ impl Default for LogConfig {
             durability: sync(),
             segment_size: segment_size(),
             max_record_size: max_record_size(),
+            retain: None,
+            retain_every: retain_every(),
         }
     }
 }
@@ -286,6 +305,11 @@ pub const TEMPLATE: &str = r#"# flume.toml: how this database directory's log is
 durability = "sync"
 # segment_size = 67108864     # bytes per segment file
 # max_record_size = 16777216  # the largest record accepted, in bytes
+# Retention: keep at least this much of the newest records; while the database is open (`flume
+# serve`) older whole segment files are deleted, checked every `retain_every` seconds. Views keep
+# what they derived from deleted records; a rebuild sees only what remains. Default: keep all.
+# retain = "10GiB"
+# retain_every = 60
 
 # The collection/member key-value view (`flume kv`, memcached).
 [[view]]
@@ -355,6 +379,9 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), String> {
+        if self.log.retain_every == 0 {
+            return Err("[log] retain_every: use a number of seconds, at least 1".to_string());
+        }
         let mut names = BTreeSet::new();
         for v in &self.views {
             let ok = !v.name.is_empty()

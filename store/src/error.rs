@@ -36,6 +36,16 @@ pub enum StoreError {
         "this database has no key-value view: add `[[view]] name = \"kv\" kind = \"kv\"` to flume.toml"
     )]
     NoKeyValueView,
+    /// A view could not be made durable before a retirement, so nothing was deleted.
+    #[error(
+        "view {name:?} could not be made durable ({source}); nothing was retired: check the view's status (`flume views`) and retry"
+    )]
+    ViewSync {
+        /// The view.
+        name: String,
+        /// Why.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The log failed.
     #[error(transparent)]
     Log(#[from] LogError),

@@ -26,6 +26,8 @@
 mod config;
 mod error;
 mod record;
+mod retain;
+mod size;
 mod store;
 mod views;
 
@@ -35,5 +37,7 @@ pub use config::{
 };
 pub use error::StoreError;
 pub use record::Record;
+pub use retain::Retired;
+pub use size::parse_size;
 pub use store::{Store, StoredView};
 pub use views::StoreView;

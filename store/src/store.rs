@@ -3,14 +3,16 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
-use flume_core::{Db, DbOptions, Log, Postcard, ViewHandle, ViewMeta};
+use flume_core::{Db, DbOptions, Log, Postcard, Seq, ViewHandle, ViewMeta};
 use flume_log_offset::storage::create_dir_synced;
 use flume_log_offset::{OffsetLog, Options};
 use flume_view_index::{KeyValue, Lmdb};
 use flume_view_query::QueryView;
 
 use crate::config::Config;
+use crate::retain::{Background, Retainer, Retired};
 use crate::views::{self, StoreView};
 use crate::{Record, StoreError};
 
@@ -37,6 +39,9 @@ pub struct Store {
     log: Arc<OffsetLog>,
     db: Db<Record>,
     views: Vec<(String, StoreView)>,
+    retainer: Arc<Retainer>,
+    /// Applies `[log] retain` while the store is open; taken by `close`.
+    retention: std::sync::Mutex<Option<Background>>,
 }
 
 impl Store {
@@ -83,12 +88,19 @@ impl Store {
             };
             views.push((spec.name.clone(), view));
         }
+        let retainer = Arc::new(Retainer::new(Arc::clone(&log), views.clone()));
+        let retention = config.log.retain.map(|keep| {
+            let every = Duration::from_secs(config.log.retain_every);
+            Background::start(Arc::clone(&retainer), keep, every)
+        });
         Ok(Store {
             dir,
             config,
             log,
             db,
             views,
+            retainer,
+            retention: std::sync::Mutex::new(retention),
         })
     }
 
@@ -206,11 +218,34 @@ impl Store {
         })
     }
 
-    /// Close the views and the log.
+    /// Delete the log's oldest segment files whose records all lie below `before` (retention),
+    /// while the database is open. No record a view may need again goes: every view is first
+    /// made durable at the `since` it has reached, and `before` is lowered to just after the
+    /// lowest of those. Whole segments only, never the one holding the last record.
+    ///
+    /// Views keep what they derived from the deleted records (a count, key-value entries);
+    /// index and query reads skip them; a rebuild sees only what remains.
+    ///
+    /// # Errors
+    /// [`StoreError::ViewSync`] when a view cannot be made durable (a failed view; nothing is
+    /// deleted); the log's I/O errors deleting files (a retry finishes the work).
+    pub async fn retire_before(&self, before: Seq) -> Result<Retired, StoreError> {
+        self.retainer.retire_before(before).await
+    }
+
+    /// Stop the background retention, then close the views and the log.
     ///
     /// # Errors
     /// The first error closing a view or the log.
     pub async fn close(&self) -> Result<(), StoreError> {
+        let retention = self
+            .retention
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(retention) = retention {
+            retention.stop().await;
+        }
         Ok(self.db.close().await?)
     }
 }

@@ -15,6 +15,7 @@ use crate::config::{DocPath, ViewKind, ViewSpec};
 use crate::{Record, StoreError};
 
 /// A view of a database directory, by kind.
+#[derive(Clone)]
 #[non_exhaustive]
 pub enum StoreView {
     /// `kind = "count"`.
@@ -64,6 +65,22 @@ impl StoreView {
         }
     }
 
+    /// Make the view durable at the `since` it has reached (see [`View::sync`]); that `since`.
+    ///
+    /// # Errors
+    /// [`DbError::ViewFailed`] or [`DbError::Closed`]; the view's storage errors.
+    pub async fn sync(&self) -> Result<Option<Seq>, Box<dyn std::error::Error + Send + Sync>> {
+        match self {
+            StoreView::Count(h) => synced(h).await,
+            StoreView::Sum(h) => synced(h).await,
+            StoreView::Extreme(h) => synced(h).await,
+            StoreView::CountBy(h) => synced(h).await,
+            StoreView::Index(h) => synced(h).await,
+            StoreView::Kv(h) => synced(h).await,
+            StoreView::Query(h) => synced(h).await,
+        }
+    }
+
     /// The value of a reduce view as JSON, once it has caught up; `None` for indexes and the
     /// key-value view, which are read by key.
     ///
@@ -84,6 +101,16 @@ impl StoreView {
             StoreView::Index(_) | StoreView::Kv(_) | StoreView::Query(_) => return Ok(None),
         }))
     }
+}
+
+/// `since` is read before the sync, which makes at least that much durable.
+async fn synced<V: View<Record>>(
+    h: &ViewHandle<V>,
+) -> Result<Option<Seq>, Box<dyn std::error::Error + Send + Sync>> {
+    let view = h.stale()?;
+    let since = view.since();
+    view.sync().await?;
+    Ok(since)
 }
 
 fn at<'a>(doc: &'a Document, path: &DocPath) -> Option<&'a Value> {

@@ -134,8 +134,9 @@ impl ViewTables {
     }
 
     /// Make the view's committed rows and `since` durable (see [`Lmdb::sync`]). Every LMDB view
-    /// calls it as it closes, so a closed view is durable at its `since`, as a reduce view's
-    /// checkpoint is: records the log retires after that are never needed again.
+    /// calls it from `View::sync` (before the log retires records) and as it closes, so a
+    /// synced or closed view is durable at its `since`, as a reduce view's checkpoint is:
+    /// records the log retires after that are never needed again.
     ///
     /// # Errors
     /// LMDB errors.

@@ -173,6 +173,10 @@ impl<T: Send + Sync + 'static> View<T> for QueryView<T> {
         self.store.destroy().await
     }
 
+    async fn sync(&self) -> Result<(), ViewError> {
+        self.store.sync().await
+    }
+
     async fn close(&self) -> Result<(), ViewError> {
         self.store.sync().await
     }

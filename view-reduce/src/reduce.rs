@@ -325,6 +325,18 @@ where
         .await
     }
 
+    /// Write a checkpoint now, if anything was folded since the last one (a memory-only view
+    /// has nothing to write).
+    ///
+    /// # Errors
+    /// [`ViewError::Io`]; the previous checkpoint is then still on disk.
+    async fn sync(&self) -> Result<(), ViewError> {
+        match &self.store {
+            Some(store) => checkpoint::save(&self.shared, store).await,
+            None => Ok(()),
+        }
+    }
+
     /// Stop the checkpoint writer, write unsaved changes, and release the directory.
     ///
     /// # Errors

@@ -359,6 +359,29 @@ async fn one_view_per_directory() {
     second.close().await.unwrap();
 }
 
+/// `sync` writes a checkpoint at once, whatever the policy: after it, the stored `since` is the
+/// one the view had reached (log retention relies on it before deleting records).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_writes_a_checkpoint_now() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("stats");
+    let never = Checkpoints::new()
+        .records(u64::MAX)
+        .interval(Duration::from_secs(3600))
+        .tail_delay(Duration::from_secs(3600));
+    let v = view(3, Some(&dir), true).checkpoints(never);
+    v.open().await.unwrap();
+    let (a, b) = (record(1), record(2));
+    v.apply(&[(Seq(5), &a), (Seq(9), &b)]).await.unwrap();
+    assert_eq!(stored_since(&dir), None, "no checkpoint is due");
+    v.sync().await.unwrap();
+    assert_eq!(stored_since(&dir), Some(Some(Seq(9))));
+    drop(v); // no close
+    let v = view(3, Some(&dir), true);
+    assert_eq!(v.open().await.unwrap().since, Some(Seq(9)));
+    v.close().await.unwrap();
+}
+
 /// A destroyed view is durably empty: a crash right after it cannot bring the old state back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn destroy_is_durable() {

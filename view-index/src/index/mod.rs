@@ -222,6 +222,10 @@ impl<T: Send + Sync + 'static> View<T> for Index<T> {
         self.store.destroy().await
     }
 
+    async fn sync(&self) -> Result<(), ViewError> {
+        self.store.sync().await
+    }
+
     async fn close(&self) -> Result<(), ViewError> {
         self.store.sync().await
     }

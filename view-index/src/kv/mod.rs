@@ -166,6 +166,10 @@ impl<T: AsKvRecord + Send + Sync + 'static> View<T> for KeyValue<T> {
         self.store.destroy().await
     }
 
+    async fn sync(&self) -> Result<(), ViewError> {
+        self.store.sync().await
+    }
+
     async fn close(&self) -> Result<(), ViewError> {
         self.store.sync().await
     }

@@ -1,0 +1,133 @@
+//! Retention while the database is open: deleting the log's oldest segments, never a record a
+//! view may need again, by hand ([`Store::retire_before`]) or as `[log] retain` says, in the
+//! background.
+//!
+//! A view whose stored `since` fell below the log's first seq would be rebuilt, after a crash,
+//! from what remains, and silently lose what it had derived from the deleted records. So every
+//! view is first made durable at the `since` it has reached ([`View::sync`]: a reduce view
+//! writes a checkpoint, an LMDB view forces the sync its commits skip), and nothing from the
+//! lowest of those on is deleted.
+//!
+//! [`Store::retire_before`]: crate::Store::retire_before
+//! [`View::sync`]: flume_core::View::sync
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use flume_core::{Log, Seq};
+use flume_log_offset::OffsetLog;
+use tokio::sync::{Mutex, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::StoreError;
+use crate::views::StoreView;
+
+/// What a retirement deleted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Retired {
+    /// The seq it retired below: the one asked for, lowered to just after the `since` of the
+    /// view that had applied the least.
+    pub before: Seq,
+    /// Segment files deleted (0 when no whole segment lay below `before`).
+    pub segments: usize,
+    /// Their size on disk.
+    pub bytes: u64,
+    /// The log's first seq now (`None` when it is empty).
+    pub first: Option<Seq>,
+}
+
+/// The log and the views, shared by the store and its background retention.
+pub(crate) struct Retainer {
+    log: Arc<OffsetLog>,
+    views: Vec<(String, StoreView)>,
+    /// One retirement at a time, so that what is planned is what is deleted.
+    one: Mutex<()>,
+}
+
+impl Retainer {
+    pub(crate) fn new(log: Arc<OffsetLog>, views: Vec<(String, StoreView)>) -> Self {
+        Retainer {
+            log,
+            views,
+            one: Mutex::new(()),
+        }
+    }
+
+    pub(crate) async fn retire_before(&self, before: Seq) -> Result<Retired, StoreError> {
+        let _one = self.one.lock().await;
+        let mut before = before;
+        for (name, view) in &self.views {
+            let since = view.sync().await.map_err(|source| StoreError::ViewSync {
+                name: name.clone(),
+                source,
+            })?;
+            before = before.min(since.map_or(Seq(0), |s| Seq(s.0.saturating_add(1))));
+        }
+        let plan = self.log.retirement(before);
+        if plan.segments > 0 {
+            let log = Arc::clone(&self.log);
+            tokio::task::spawn_blocking(move || log.retire_before(before))
+                .await
+                .map_err(|e| StoreError::Io {
+                    path: std::path::PathBuf::from("log"),
+                    source: std::io::Error::other(format!("the retirement task failed: {e}")),
+                })??;
+        }
+        Ok(Retired {
+            before,
+            segments: plan.segments,
+            bytes: plan.bytes,
+            first: self.log.first(),
+        })
+    }
+
+    /// One background check: retire what lies more than `keep` bytes before the last record.
+    async fn check(&self, keep: u64) {
+        let Some(last) = self.log.current_since() else {
+            return;
+        };
+        let before = Seq(last.0.saturating_sub(keep));
+        // Cheap, and most checks end here: the views are synced only when there is work.
+        if self.log.retirement(before).segments == 0 {
+            return;
+        }
+        match self.retire_before(before).await {
+            Ok(r) if r.segments > 0 => tracing::info!(
+                segments = r.segments,
+                bytes = r.bytes,
+                first = r.first.map(|s| s.0),
+                "retention: retired the log's oldest segments"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("retention: {e}"),
+        }
+    }
+}
+
+/// The background task applying `[log] retain`; stopped by [`Background::stop`].
+pub(crate) struct Background {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl Background {
+    pub(crate) fn start(retainer: Arc<Retainer>, keep: u64, every: Duration) -> Self {
+        let (stop, mut stopped) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => return,
+                    () = tokio::time::sleep(every) => retainer.check(keep).await,
+                }
+            }
+        });
+        Background { stop, task }
+    }
+
+    /// Stop after the check under way, if any, has finished.
+    pub(crate) async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}

@@ -1,0 +1,157 @@
+//! Retention while the database is open: `Store::retire_before` and `[log] retain`.
+
+#![allow(clippy::unwrap_used)] // test helpers panic on failure, like the tests
+
+use std::path::Path;
+use std::time::Duration;
+
+use flume_core::{Log, Seq};
+use flume_store::{Config, Record, Store};
+use flume_view_index::{KvDb, KvReads, KvValue};
+use serde_json::json;
+
+fn config(retain: &str) -> Config {
+    Config::parse(&format!(
+        r#"
+[log]
+segment_size = 4096
+{retain}
+
+[[view]]
+name = "kv"
+kind = "kv"
+
+[[view]]
+name = "count"
+kind = "count"
+"#
+    ))
+    .unwrap()
+}
+
+/// A kv entry, then 300 records of about 80 bytes in batches of 10.
+async fn fill(store: &Store) {
+    store
+        .db()
+        .kv_put("users/amy", KvValue::Bytes(b"hi".to_vec()))
+        .await
+        .unwrap();
+    for b in 0..30 {
+        let batch: Vec<Record> = (0..10)
+            .map(|i| {
+                let doc = json!({ "i": b * 10 + i, "pad": "x".repeat(60) });
+                Record::from_document(doc.to_string().parse().unwrap())
+            })
+            .collect();
+        store.db().append_batch(batch).await.unwrap();
+    }
+}
+
+fn segment_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("log"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension() == Some("log".as_ref()))
+        .count()
+}
+
+async fn count(store: &Store) -> serde_json::Value {
+    store.view("count").unwrap().value().await.unwrap().unwrap()
+}
+
+/// Retiring everything while open deletes every segment but the last, never one a view has not
+/// applied; the views keep what they derived, also after a reopen (they were made durable at
+/// their `since`, which the log's new first seq does not pass).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retire_before_while_open_keeps_what_the_views_derived() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open_with(tmp.path(), config("")).await.unwrap();
+    fill(&store).await;
+    let files = segment_files(tmp.path());
+    assert!(files > 3, "{files} segments");
+
+    let last = store.db().since().unwrap();
+    let retired = store.retire_before(Seq(u64::MAX)).await.unwrap();
+    assert!(retired.before <= Seq(last.0 + 1), "{retired:?}");
+    for (name, view) in store.views() {
+        let since = view.sync().await.unwrap().unwrap();
+        assert!(retired.before.0 <= since.0 + 1, "{name} needs {since}");
+    }
+    assert!(retired.segments > 0);
+    assert_eq!(segment_files(tmp.path()), files - retired.segments);
+    assert_eq!(retired.first, store.log().first());
+    assert!(retired.first.unwrap() > Seq(0));
+    assert_eq!(count(&store).await, json!(301));
+    assert!(
+        store
+            .kv()
+            .unwrap()
+            .get("users/amy")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let again = store.retire_before(Seq(u64::MAX)).await.unwrap();
+    assert_eq!((again.segments, again.bytes), (0, 0), "{again:?}");
+    store.close().await.unwrap();
+
+    let store = Store::open_with(tmp.path(), config("")).await.unwrap();
+    assert_eq!(
+        count(&store).await,
+        json!(301),
+        "not rebuilt from what remains"
+    );
+    assert!(
+        store
+            .kv()
+            .unwrap()
+            .get("users/amy")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    store.close().await.unwrap();
+}
+
+/// `[log] retain` keeps at least that many bytes of the newest records and deletes older whole
+/// segments in the background while the store is open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retain_deletes_old_segments_in_the_background() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = config("retain = \"8KiB\"\nretain_every = 1");
+    assert_eq!(config.log.retain, Some(8192));
+    let store = Store::open_with(tmp.path(), config).await.unwrap();
+    fill(&store).await;
+    let last = store.db().since().unwrap();
+    // A hang guard, not a timing assertion: the check runs every second.
+    tokio::time::timeout(Duration::from_secs(120), async {
+        while store.log().first() == Some(Seq(0)) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("nothing was retired");
+    let first = store.log().first().unwrap();
+    assert!(
+        first.0 <= last.0 - 8192,
+        "kept less than 8 KiB: from {first} to {last}"
+    );
+    assert_eq!(count(&store).await, json!(301));
+    let kept = store.log().get(first).await;
+    assert!(kept.is_ok(), "{kept:?}");
+    store.close().await.unwrap();
+}
+
+#[test]
+fn retain_takes_bytes_or_a_size_and_refuses_nonsense() {
+    let parse = |log: &str| Config::parse(&format!("[log]\n{log}\n"));
+    assert_eq!(parse("retain = 4096").unwrap().log.retain, Some(4096));
+    assert_eq!(
+        parse("retain = \"10GiB\"").unwrap().log.retain,
+        Some(10 << 30)
+    );
+    assert_eq!(parse("").unwrap().log.retain, None);
+    let bad = parse("retain = \"1.5GB\"").unwrap_err();
+    assert!(bad.contains("not a size"), "{bad}");
+    let bad = parse("retain_every = 0").unwrap_err();
+    assert!(bad.contains("at least 1"), "{bad}");
+}
