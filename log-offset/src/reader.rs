@@ -171,8 +171,9 @@ impl Shared {
         Ok(seq_before(self.ctx(), &seg.name, &*file, seg.base)? == Some(seq))
     }
 
-    /// A read that segments retired under it made `Truncated` is read once more, from the new
-    /// first seq: one that continues after the last retired record has missed nothing.
+    /// A read that segments retired under it made `Truncated` is read once more, now that the
+    /// new first seq is known: one that continues after the last retired record has missed
+    /// nothing, and gets the rest.
     pub(crate) fn read(&self, range: &ReadRange) -> Result<Vec<(Seq, Bytes)>, LogError> {
         let first = self.state().first();
         let done = self.read_once(range);

@@ -71,7 +71,9 @@ impl Retainer {
                 .await
                 .map_err(|e| StoreError::Io {
                     path: std::path::PathBuf::from("log"),
-                    source: std::io::Error::other(format!("the retirement task failed: {e}")),
+                    source: std::io::Error::other(format!(
+                        "the task deleting segment files stopped ({e}); run the retirement again"
+                    )),
                 })??;
         }
         Ok(Retired {

@@ -1,6 +1,9 @@
 //! Byte sizes as people write them: `4096`, `64KiB`, `10GB`.
 
-use serde::{Deserialize, Deserializer};
+use std::fmt;
+
+use serde::Deserializer;
+use serde::de::{self, Visitor};
 
 /// A byte count with an optional unit: `4096`, `64KiB`, `10G`; whole numbers only. `B`,
 /// `K`/`KiB`, `M`/`MiB`, `G`/`GiB`, `T`/`TiB` are powers of 1024; `KB`, `MB`, `GB`, `TB` powers
@@ -44,16 +47,28 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 
 /// An optional size in `flume.toml`: a number of bytes, or a string with a unit.
 pub(crate) fn deserialize_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Written {
-        Bytes(u64),
-        Text(String),
+    d.deserialize_any(SizeVisitor).map(Some)
+}
+
+struct SizeVisitor;
+
+impl Visitor<'_> for SizeVisitor {
+    type Value = u64;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a whole number of bytes, or a size such as \"10GiB\"")
     }
-    match Option::<Written>::deserialize(d)? {
-        None => Ok(None),
-        Some(Written::Bytes(n)) => Ok(Some(n)),
-        Some(Written::Text(s)) => parse_size(&s).map(Some).map_err(serde::de::Error::custom),
+
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<u64, E> {
+        Ok(n)
+    }
+
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<u64, E> {
+        u64::try_from(n).map_err(|_| E::invalid_value(de::Unexpected::Signed(n), &self))
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<u64, E> {
+        parse_size(s).map_err(E::custom)
     }
 }
 

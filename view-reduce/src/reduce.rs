@@ -326,15 +326,23 @@ where
     }
 
     /// Write a checkpoint now, if anything was folded since the last one (a memory-only view
-    /// has nothing to write).
+    /// has nothing to write). It supersedes a failed background write.
     ///
     /// # Errors
-    /// [`ViewError::Io`]; the previous checkpoint is then still on disk.
+    /// [`ViewError::Io`]; the previous checkpoint is then still on disk. [`ViewError::Other`]
+    /// when the reduce function panicked: the state is not saved, and `since` is not durable.
     async fn sync(&self) -> Result<(), ViewError> {
-        match &self.store {
-            Some(store) => checkpoint::save(&self.shared, store).await,
-            None => Ok(()),
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        {
+            let mut cell = self.shared.write();
+            if let Some(why) = &cell.broken {
+                return Err(ViewError::Other(why.clone().into()));
+            }
+            cell.save_error = None;
         }
+        checkpoint::save(&self.shared, store).await
     }
 
     /// Stop the checkpoint writer, write unsaved changes, and release the directory.

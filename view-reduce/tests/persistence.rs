@@ -433,6 +433,11 @@ async fn a_partly_folded_state_is_never_saved() {
         v.apply(&[(Seq(8), &1)]).await.is_err(),
         "refused until destroyed"
     );
+    let err = v.sync().await.unwrap_err();
+    assert!(
+        err.to_string().contains("unlucky record"),
+        "not durable: {err}"
+    );
     v.close().await.unwrap();
     assert_eq!(
         stored_since(&dir),
