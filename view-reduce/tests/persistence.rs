@@ -50,6 +50,22 @@ async fn use_reduce(
         .unwrap()
 }
 
+/// The view holds the model of `all` (once caught up), and the database decoded only the `new`
+/// records appended since the view's checkpoint to get there.
+async fn holds_reading_only_the_new(
+    h: &ViewHandle<Reduce<String, Stats>>,
+    all: &[(Seq, String)],
+    decodes: &AtomicU64,
+    new: u64,
+) {
+    assert_eq!(h.get().await.unwrap(), model(all));
+    assert_eq!(
+        decodes.load(Ordering::SeqCst),
+        new,
+        "only the new records are read"
+    );
+}
+
 /// Wait (with a hang guard, not a timing assertion) until the state file records `since`.
 async fn wait_for_checkpoint(dir: &Path, since: Option<Seq>) {
     tokio::time::timeout(Duration::from_secs(60), async {
@@ -86,12 +102,7 @@ async fn reopen_resumes_without_rereading_on_the_file_log() {
     assert_eq!(got.value, model(&all));
     assert_eq!(decodes.load(Ordering::SeqCst), 0, "nothing is re-read");
     all.extend(fill(&db, 5_000, 5_010, 3).await);
-    assert_eq!(h.get().await.unwrap(), model(&all));
-    assert_eq!(
-        decodes.load(Ordering::SeqCst),
-        10,
-        "only the new records are read"
-    );
+    holds_reading_only_the_new(&h, &all, &decodes, 10).await;
     db.close().await.unwrap();
 }
 
@@ -135,12 +146,7 @@ async fn a_view_resumes_after_the_segments_it_had_read_are_retired() {
 
     let (db, decodes) = open_db(OffsetLog::open_with(log_dir.path(), opts).unwrap()).await;
     let h = use_reduce(&db, 1, &dir).await;
-    assert_eq!(h.get().await.unwrap(), model(&all));
-    assert_eq!(
-        decodes.load(Ordering::SeqCst),
-        10,
-        "only the new records are read"
-    );
+    holds_reading_only_the_new(&h, &all, &decodes, 10).await;
     db.close().await.unwrap();
 }
 
