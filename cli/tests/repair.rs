@@ -16,6 +16,7 @@ fn verify_finds_a_flipped_byte_and_repair_cuts_there() {
     assert_eq!(clean["ok"], true);
     assert_eq!(clean["log"]["records"], 300);
     assert_eq!(clean["log"]["last"], json!(seqs[299]));
+    assert_eq!(clean["log"]["retired_meanwhile"], json!([]));
 
     // Damage record 125 (in batch 12, records 120-129), which lies in a sealed segment.
     let segs = segments(&db);

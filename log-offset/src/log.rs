@@ -12,7 +12,7 @@ use tokio::sync::{Semaphore, oneshot, watch};
 use crate::frame::SEG_HEADER;
 use crate::options::Options;
 use crate::recovery;
-use crate::segment::{Ctx, Segment};
+use crate::segment::{Ctx, Segment, retired_since_listed};
 use crate::storage::{FsStorage, LockError, Storage};
 use crate::writer::{Gather, Msg, Request, Writer};
 
@@ -125,22 +125,11 @@ impl Shared {
         if !self.opts.read_only {
             return false;
         }
-        let Ok(names) = self.storage.list() else {
+        let Ok(Some(lowest)) = retired_since_listed(&*self.storage, seg.base) else {
             return false;
         };
-        let names: std::collections::HashSet<String> = names.into_iter().collect();
         let mut st = self.state_mut();
-        if seg.base < st.first() {
-            return true; // another read forgot it first
-        }
-        let gone = st
-            .segments
-            .iter()
-            .take_while(|s| !names.contains(&s.name))
-            .count();
-        if !st.segments[..gone].iter().any(|s| s.base == seg.base) {
-            return false;
-        }
+        let gone = st.segments.iter().take_while(|s| s.base < lowest).count();
         st.segments.drain(..gone);
         true
     }

@@ -91,6 +91,28 @@ impl Segment {
     }
 }
 
+/// The bases of the segment files in `storage`, oldest first.
+pub(crate) fn listed_bases(storage: &dyn Storage) -> io::Result<Vec<u64>> {
+    let mut bases: Vec<u64> = storage
+        .list()?
+        .iter()
+        .filter_map(|name| frame::parse_segment_name(name))
+        .collect();
+    bases.sort_unstable();
+    Ok(bases)
+}
+
+/// Whether the segment at `base`, whose file was just not found, was retired by a writer (this
+/// process's or another's) after it was listed: retirements delete the oldest segment first, so
+/// then no segment file at or below `base` is listed any more. A file missing while an older
+/// one is still listed is a hole, not a retirement.
+///
+/// `Some(lowest)`, the oldest segment listed now (`u64::MAX` when none is), when it was retired.
+pub(crate) fn retired_since_listed(storage: &dyn Storage, base: u64) -> io::Result<Option<u64>> {
+    let lowest = listed_bases(storage)?.first().copied().unwrap_or(u64::MAX);
+    Ok((lowest > base).then_some(lowest))
+}
+
 /// Read a segment file's header and check it against the segment's `base`. Damage (a file too
 /// short to hold it, a wrong magic, version or base) is `Corrupt` at offset 0; any other failure
 /// to read is `Io`: it says nothing about the data, and `repair` must not cut for it.

@@ -41,8 +41,10 @@ use flume_core::{LogError, Seq};
 use crate::frame::{self, SEG_HEADER};
 use crate::options::Options;
 use crate::recovery;
-use crate::segment::{Bad, Chunks, Ctx, Segment, check_header, frame_at};
-use crate::storage::{FsStorage, LockError, LockGuard, Storage};
+use crate::segment::{
+    Bad, Chunks, Ctx, Segment, check_header, frame_at, listed_bases, retired_since_listed,
+};
+use crate::storage::{FsStorage, LockError, LockGuard, Storage, StorageFile};
 
 /// How often (in bytes walked) the progress callback is called.
 const PROGRESS_EVERY: u64 = 1 << 20;
@@ -69,6 +71,9 @@ pub struct VerifyReport {
     /// Bytes after the last whole batch of the last segment that the next writable open cuts
     /// (the remains of an interrupted write). Not an error.
     pub torn_tail: Option<Damage>,
+    /// Segment files that were listed but retired (deleted by a writer's retention, which
+    /// deletes the oldest first) before they could be checked: not checked, and not an error.
+    pub retired: Vec<PathBuf>,
 }
 
 impl VerifyReport {
@@ -119,7 +124,8 @@ pub struct Damage {
 /// Check every frame of every segment of the log in `dir` (opened with default [`Options`]).
 ///
 /// Takes no lock and changes nothing, so it may run beside a writer; a writer appending
-/// meanwhile may show up as a torn tail.
+/// meanwhile may show up as a torn tail, and segments its retention deletes before they are
+/// reached are listed in [`VerifyReport::retired`].
 ///
 /// # Errors
 /// [`LogError::Io`] when the directory or a file cannot be read. Damage is not an error: it is
@@ -151,13 +157,7 @@ pub fn verify_storage(
     progress: &mut dyn FnMut(u64),
 ) -> Result<VerifyReport, LogError> {
     let ctx = Ctx { storage };
-    let mut bases: Vec<u64> = storage
-        .list()
-        .map_err(|e| ctx.io("", e))?
-        .iter()
-        .filter_map(|name| frame::parse_segment_name(name))
-        .collect();
-    bases.sort_unstable();
+    let bases = listed_bases(storage).map_err(|e| ctx.io("", e))?;
     let mut report = VerifyReport {
         segments: Vec::with_capacity(bases.len()),
         records: 0,
@@ -167,14 +167,16 @@ pub fn verify_storage(
         end: bases.first().copied().unwrap_or(0),
         corruption: None,
         torn_tail: None,
+        retired: Vec::new(),
     };
     let mut walked = 0u64;
     for (i, &base) in bases.iter().enumerate() {
         let seg = Segment::new(base, None);
         let path = storage.path(&seg.name);
-        let len = storage
-            .file_len(&seg.name)
-            .map_err(|e| ctx.io(&seg.name, e))?;
+        let Some((len, file)) = open_listed(storage, &seg)? else {
+            report.retired.push(path);
+            continue;
+        };
         report.segments.push(SegmentReport {
             file: path.clone(),
             base,
@@ -192,9 +194,6 @@ pub fn verify_storage(
             bytes: len.saturating_sub(offset),
             reason,
         };
-        let file = storage
-            .open(&seg.name, false)
-            .map_err(|e| ctx.io(&seg.name, e))?;
         match check_header(ctx, &seg.name, &*file, base) {
             Ok(()) => {}
             Err(LogError::Corrupt { reason, .. }) => {
@@ -293,6 +292,28 @@ pub fn verify_storage(
         }
     }
     Ok(report)
+}
+
+/// A segment file's length and handle.
+type Opened = (u64, Arc<dyn StorageFile>);
+
+/// The length and file of a listed segment; `None` when a writer retired it since it was listed.
+/// Once open, it reads to the end even if it is deleted meanwhile.
+fn open_listed(storage: &dyn Storage, seg: &Segment) -> Result<Option<Opened>, LogError> {
+    let opened = storage
+        .file_len(&seg.name)
+        .and_then(|len| Ok((len, storage.open(&seg.name, false)?)));
+    let io = |e| Ctx { storage }.io(&seg.name, e);
+    match opened {
+        Ok(open) => Ok(Some(open)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            match retired_since_listed(storage, seg.base).map_err(io)? {
+                Some(_) => Ok(None),
+                None => Err(io(e)),
+            }
+        }
+        Err(e) => Err(io(e)),
+    }
 }
 
 /// Why a walk stopped.

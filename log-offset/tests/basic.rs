@@ -8,9 +8,9 @@ mod common;
 use std::ops::Bound;
 use std::sync::Arc;
 
-use common::segments;
+use common::{At, Racing, segments};
 use flume_core::{Bytes, Log, LogError, ReadRange, Seq, StreamOpts};
-use flume_log_offset::storage::{LockError, LockGuard, Storage, StorageFile};
+use flume_log_offset::storage::Storage;
 use flume_log_offset::{Durability, OffsetLog, Options, SimStorage, verify_storage};
 use futures::TryStreamExt;
 
@@ -319,50 +319,6 @@ async fn a_read_only_log_sees_the_writers_retirement_as_truncated() {
     log.close().await.unwrap();
 }
 
-/// A directory whose first listing goes stale at once: the writer's process retires (deletes)
-/// its `retire` oldest segments just after it.
-struct RetiredAfterListing {
-    inner: Arc<SimStorage>,
-    retire: std::sync::Mutex<usize>,
-}
-
-impl Storage for RetiredAfterListing {
-    fn path(&self, name: &str) -> std::path::PathBuf {
-        self.inner.path(name)
-    }
-    fn list(&self) -> std::io::Result<Vec<String>> {
-        let names = self.inner.list()?;
-        let mut segments: Vec<&String> = names.iter().filter(|n| n.ends_with(".log")).collect();
-        segments.sort();
-        let retire = std::mem::take(&mut *self.retire.lock().unwrap());
-        for name in &segments[..retire] {
-            self.inner.remove(name)?;
-        }
-        Ok(names)
-    }
-    fn file_len(&self, name: &str) -> std::io::Result<u64> {
-        self.inner.file_len(name)
-    }
-    fn open(&self, name: &str, write: bool) -> std::io::Result<Arc<dyn StorageFile>> {
-        self.inner.open(name, write)
-    }
-    fn create(&self, name: &str) -> std::io::Result<Arc<dyn StorageFile>> {
-        self.inner.create(name)
-    }
-    fn rename(&self, from: &str, to: &str) -> std::io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn remove(&self, name: &str) -> std::io::Result<()> {
-        self.inner.remove(name)
-    }
-    fn sync_dir(&self) -> std::io::Result<()> {
-        self.inner.sync_dir()
-    }
-    fn lock(&self) -> Result<LockGuard, LockError> {
-        self.inner.lock()
-    }
-}
-
 /// A read-only open that lists segments a retirement deletes before it reads them lists again
 /// and opens what is left (it failed with an I/O not-found error).
 #[tokio::test]
@@ -371,12 +327,14 @@ async fn a_read_only_open_racing_a_retirement_opens_what_is_left() {
     let log = OffsetLog::open_storage(sim.clone(), small()).unwrap();
     let all = fill(&log, 600).await;
     log.close().await.unwrap();
-    let racing = Arc::new(RetiredAfterListing {
-        inner: sim.clone(),
-        retire: std::sync::Mutex::new(2),
-    });
+    // The directory's first listing goes stale at once: the two oldest segments go after it.
+    let mut names: Vec<String> = sim.list().unwrap();
+    names.retain(|n| n.ends_with(".log"));
+    names.sort();
+    let oldest = [names[0].as_str(), names[1].as_str()];
+    let racing = Arc::new(Racing::new(sim.clone(), At::List, &oldest));
     let ro = OffsetLog::open_storage(racing.clone(), small().read_only(true)).unwrap();
-    assert_eq!(*racing.retire.lock().unwrap(), 0, "the race happened");
+    assert!(racing.raced(), "the race happened");
     let first = ro.first().unwrap();
     assert!(first > all[0].0);
     let at = all.iter().position(|r| r.0 == first).unwrap();

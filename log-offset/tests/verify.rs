@@ -7,11 +7,12 @@ mod common;
 
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use common::segments;
+use common::{At, Racing, segments};
 
 use flume_core::{Bytes, Log, LogError, Seq, StreamOpts};
-use flume_log_offset::{OffsetLog, Options, Repair, repair, verify};
+use flume_log_offset::{FsStorage, OffsetLog, Options, Repair, repair, verify, verify_storage};
 use futures::TryStreamExt;
 
 const HDR: u64 = 32;
@@ -248,6 +249,50 @@ fn a_damaged_segment_header_or_a_missing_segment_is_corruption() {
     let plan = repair(dir.path(), &opts()).unwrap().unwrap();
     assert_eq!(plan.removed.len(), segs.len() - 2);
     assert!(verify(dir.path()).unwrap().is_ok());
+}
+
+/// Segments a writer's retention deletes while verify walks the log are listed as retired, not
+/// checked and not an error (it failed with an I/O "not found"); a file that goes while an
+/// older one stays is a hole, and stays an I/O error.
+#[test]
+fn segments_retired_during_verify_are_reported_not_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    fill(dir.path(), 40);
+    let clean = verify(dir.path()).unwrap();
+    let segs = segments(dir.path());
+    let name = |i: usize| segs[i].1.file_name().unwrap().to_str().unwrap().to_string();
+    let fs = Arc::new(FsStorage::existing(dir.path()));
+
+    // The three oldest go just as verify reaches the second: it walked the first already.
+    let (n0, n1, n2) = (name(0), name(1), name(2));
+    let racing = Racing::new(fs.clone(), At::FileLen(n1.clone()), &[&n0, &n1, &n2]);
+    let report = verify_storage(&racing, &opts(), &mut |_| {}).unwrap();
+    assert!(racing.raced());
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.retired, vec![segs[1].1.clone(), segs[2].1.clone()]);
+    let checked: Vec<u64> = report.segments.iter().map(|s| s.base).collect();
+    let mut expected = vec![segs[0].0];
+    expected.extend(segs[3..].iter().map(|s| s.0));
+    assert_eq!(checked, expected);
+    let gone: u64 = clean.segments[1..3].iter().map(|s| s.records).sum();
+    assert!(gone > 0);
+    assert_eq!(report.records, clean.records - gone);
+    assert_eq!((report.first, report.last), (clean.first, clean.last));
+    assert_eq!(report.torn_tail, None);
+
+    // A hole: in a log like it, the third goes while the older ones stay.
+    let dir = tempfile::tempdir().unwrap();
+    fill(dir.path(), 40);
+    let fs = Arc::new(FsStorage::existing(dir.path()));
+    let holed = Racing::new(fs, At::FileLen(name(2)), &[&name(2)]);
+    match verify_storage(&holed, &opts(), &mut |_| {}) {
+        Err(LogError::Io { path, source }) => {
+            assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+            assert_eq!(path.file_name(), segs[2].1.file_name());
+        }
+        other => panic!("a hole verified as {other:?}"),
+    }
+    assert!(holed.raced());
 }
 
 #[test]

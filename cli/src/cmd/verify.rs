@@ -1,7 +1,8 @@
 //! `flume verify`: check every frame of every log segment (CRC, header, trailer, whole batches,
 //! segments tiling) and that no view is ahead of the log. Exit status 1 on any problem.
 //!
-//! It takes no lock and changes nothing, so it runs beside a writer.
+//! It takes no lock and changes nothing, so it runs beside a writer; segments that writer's
+//! retention deletes before they are reached are reported as retired, not checked.
 
 use std::path::Path;
 
@@ -95,6 +96,7 @@ pub(crate) async fn run(db: &Path, args: Args) -> anyhow::Result<()> {
                 "last": report.last.map(|s| s.0),
                 "corruption": report.corruption.as_ref().map(damage_json),
                 "torn_tail": report.torn_tail.as_ref().map(damage_json),
+                "retired_meanwhile": report.retired,
             },
             "views": view_rows,
             "problems": problems,
@@ -137,6 +139,12 @@ pub(crate) async fn run(db: &Path, args: Args) -> anyhow::Result<()> {
                     t.offset,
                     t.file.display(),
                     t.reason
+                ))?;
+            }
+            if !report.retired.is_empty() {
+                out.text(&format!(
+                    "note: {} segment file(s) were retired (a writer's retention deleted them) before they could be checked\n",
+                    report.retired.len()
                 ))?;
             }
             for p in &problems {
