@@ -52,15 +52,6 @@ pub(crate) async fn store(db: &Path, create: bool) -> anyhow::Result<Store> {
     Store::open(db).await.map_err(|e| explain(db, e))
 }
 
-/// Open the log alone, as its writer (views closed: a command that changes the log's files).
-pub(crate) fn write_log(db: &Path) -> anyhow::Result<OffsetLog> {
-    let options = log_options(&config(db)?);
-    OffsetLog::open_with(log_dir(db), options).map_err(|e| match e {
-        LogError::Locked { holder } => in_use(db, &holder),
-        e => anyhow::Error::new(e).context(format!("cannot open the log of {}", db.display())),
-    })
-}
-
 fn explain(db: &Path, e: StoreError) -> anyhow::Error {
     match e {
         StoreError::Log(LogError::Locked { holder }) => in_use(db, &holder),

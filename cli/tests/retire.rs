@@ -112,7 +112,7 @@ fn retire_deletes_the_oldest_segments_and_the_views_keep_their_state() {
 fn retire_needs_a_bound_and_a_size_it_understands() {
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("db");
-    database(&db);
+    let seqs = database(&db);
     let err = fails(&db, &["retire", "--yes"], "", 2);
     assert!(err.contains("--before <SEQ>|--keep <SIZE>"), "{err}");
     let err = fails(&db, &["retire", "--keep", "1.5GB"], "", 2);
@@ -127,4 +127,14 @@ fn retire_needs_a_bound_and_a_size_it_understands() {
         (done["retired"].clone(), done["first"].clone()),
         (json!(false), json!(0))
     );
+    // A bound past the end is lowered to just after the last record, whose segment stays.
+    let done = &ok(&db, &["retire", "--before", &u64::MAX.to_string(), "--yes"])[0];
+    assert_eq!(done["retired"], true);
+    assert_eq!(done["before"], json!(seqs[299] + 1));
+    assert_eq!(segments(&db).len(), 1);
+    // An empty log has nothing to retire.
+    let empty = tmp.path().join("empty");
+    small_segments(&empty);
+    let done = &ok(&empty, &["retire", "--keep", "1KiB"])[0];
+    assert_eq!(done["reason"], "the log is empty");
 }

@@ -37,7 +37,7 @@ pub use config::{
 };
 pub use error::StoreError;
 pub use record::Record;
-pub use retain::Retired;
+pub use retain::{Planned, Retired};
 pub use size::parse_size;
 pub use store::{Store, StoredView};
 pub use views::StoreView;

@@ -1,6 +1,6 @@
 //! Retention while the database is open: deleting the log's oldest segments, never a record a
-//! view may need again, by hand ([`Store::retire_before`]) or as `[log] retain` says, in the
-//! background.
+//! view may need again, by hand ([`Store::retire_before`], or [`Store::plan_retirement`] to see
+//! what goes first) or as `[log] retain` says, in the background.
 //!
 //! A view whose stored `since` fell below the log's first seq would be rebuilt, after a crash,
 //! from what remains, and silently lose what it had derived from the deleted records. So every
@@ -9,14 +9,15 @@
 //! lowest of those on is deleted.
 //!
 //! [`Store::retire_before`]: crate::Store::retire_before
+//! [`Store::plan_retirement`]: crate::Store::plan_retirement
 //! [`View::sync`]: flume_core::View::sync
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use flume_core::{Log, Seq};
-use flume_log_offset::OffsetLog;
-use tokio::sync::{Mutex, oneshot};
+use flume_log_offset::{OffsetLog, Retirement};
+use tokio::sync::{Mutex, OwnedMutexGuard, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::StoreError;
@@ -37,34 +38,35 @@ pub struct Retired {
     pub first: Option<Seq>,
 }
 
-/// The log and the views, shared by the store and its background retention.
-pub(crate) struct Retainer {
+/// A retirement planned with every view synced, holding the store's one-at-a-time lock until
+/// it is carried out ([`Planned::retire`]) or dropped (nothing is deleted then), so that what
+/// it shows is what goes.
+#[must_use = "a planned retirement deletes nothing until `retire` is called"]
+pub struct Planned {
+    _one: OwnedMutexGuard<()>,
     log: Arc<OffsetLog>,
-    views: Vec<(String, StoreView)>,
-    /// One retirement at a time, so that what is planned is what is deleted.
-    one: Mutex<()>,
+    before: Seq,
+    plan: Retirement,
 }
 
-impl Retainer {
-    pub(crate) fn new(log: Arc<OffsetLog>, views: Vec<(String, StoreView)>) -> Self {
-        Retainer {
-            log,
-            views,
-            one: Mutex::new(()),
-        }
+impl Planned {
+    /// The seq it retires below: the one asked for, lowered to just after the `since` of the
+    /// view that had applied the least.
+    pub fn before(&self) -> Seq {
+        self.before
     }
 
-    pub(crate) async fn retire_before(&self, before: Seq) -> Result<Retired, StoreError> {
-        let _one = self.one.lock().await;
-        let mut before = before;
-        for (name, view) in &self.views {
-            let since = view.sync().await.map_err(|source| StoreError::ViewSync {
-                name: name.clone(),
-                source,
-            })?;
-            before = before.min(since.map_or(Seq(0), |s| Seq(s.0.saturating_add(1))));
-        }
-        let plan = self.log.retirement(before);
+    /// What goes (no segment when no whole one lies below [`before`](Self::before)).
+    pub fn plan(&self) -> &Retirement {
+        &self.plan
+    }
+
+    /// Delete the planned segments.
+    ///
+    /// # Errors
+    /// The log's I/O errors deleting files (a retry finishes the work).
+    pub async fn retire(self) -> Result<Retired, StoreError> {
+        let (before, plan) = (self.before, &self.plan);
         if plan.segments > 0 {
             let log = Arc::clone(&self.log);
             tokio::task::spawn_blocking(move || log.retire_before(before))
@@ -83,13 +85,70 @@ impl Retainer {
             first: self.log.first(),
         })
     }
+}
+
+impl std::fmt::Debug for Planned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Planned")
+            .field("before", &self.before)
+            .field("plan", &self.plan)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The log and the views, shared by the store and its background retention.
+pub(crate) struct Retainer {
+    log: Arc<OffsetLog>,
+    views: Vec<(String, StoreView)>,
+    /// One retirement at a time, from its plan to its deletion.
+    one: Arc<Mutex<()>>,
+}
+
+impl Retainer {
+    pub(crate) fn new(log: Arc<OffsetLog>, views: Vec<(String, StoreView)>) -> Self {
+        Retainer {
+            log,
+            views,
+            one: Arc::default(),
+        }
+    }
+
+    /// Sync every view (reading its `since` first), lower `before` to just after the lowest of
+    /// those, and plan the retirement below it.
+    pub(crate) async fn plan(&self, before: Seq) -> Result<Planned, StoreError> {
+        let one = Arc::clone(&self.one).lock_owned().await;
+        let mut before = before;
+        for (name, view) in &self.views {
+            let since = view.sync().await.map_err(|source| StoreError::ViewSync {
+                name: name.clone(),
+                source,
+            })?;
+            before = before.min(since.map_or(Seq(0), |s| Seq(s.0.saturating_add(1))));
+        }
+        Ok(Planned {
+            _one: one,
+            log: Arc::clone(&self.log),
+            before,
+            plan: self.log.retirement(before),
+        })
+    }
+
+    pub(crate) async fn retire_before(&self, before: Seq) -> Result<Retired, StoreError> {
+        self.plan(before).await?.retire().await
+    }
+
+    /// The seq below which records lie more than `keep` bytes before the last one: retiring
+    /// below it keeps at least `keep` bytes of the newest records. `None` when the log is empty.
+    pub(crate) fn keeping(&self, keep: u64) -> Option<Seq> {
+        let last = self.log.current_since()?;
+        Some(Seq(last.0.saturating_sub(keep)))
+    }
 
     /// One background check: retire what lies more than `keep` bytes before the last record.
     async fn check(&self, keep: u64) {
-        let Some(last) = self.log.current_since() else {
+        let Some(before) = self.keeping(keep) else {
             return;
         };
-        let before = Seq(last.0.saturating_sub(keep));
         // Cheap, and most checks end here: the views are synced only when there is work.
         if self.log.retirement(before).segments == 0 {
             return;

@@ -12,7 +12,7 @@ use flume_view_index::{KeyValue, Lmdb};
 use flume_view_query::QueryView;
 
 use crate::config::Config;
-use crate::retain::{Background, Retainer, Retired};
+use crate::retain::{Background, Planned, Retainer, Retired};
 use crate::views::{self, StoreView};
 use crate::{Record, StoreError};
 
@@ -231,6 +231,22 @@ impl Store {
     /// deleted); the log's I/O errors deleting files (a retry finishes the work).
     pub async fn retire_before(&self, before: Seq) -> Result<Retired, StoreError> {
         self.retainer.retire_before(before).await
+    }
+
+    /// [`retire_before`](Self::retire_before) in two steps, to show what goes before it goes:
+    /// the views are synced and `before` lowered now, and the plan holds off every other
+    /// retirement of this store (the background one too) until it is carried out or dropped.
+    ///
+    /// # Errors
+    /// [`StoreError::ViewSync`] when a view cannot be made durable.
+    pub async fn plan_retirement(&self, before: Seq) -> Result<Planned, StoreError> {
+        self.retainer.plan(before).await
+    }
+
+    /// The seq to retire below to keep at least `keep` bytes of the newest records (`[log]
+    /// retain` uses it); `None` when the log is empty.
+    pub fn keeping(&self, keep: u64) -> Option<Seq> {
+        self.retainer.keeping(keep)
     }
 
     /// Stop the background retention, then close the views and the log.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use flume_core::{Log, Seq};
 use flume_store::{Config, Record, Store};
 use flume_view_index::{KvDb, KvReads, KvValue};
+use futures::FutureExt;
 use serde_json::json;
 
 fn config(retain: &str) -> Config {
@@ -96,6 +97,44 @@ async fn retire_before_while_open_keeps_what_the_views_derived() {
     store.close().await.unwrap();
 
     let store = Store::open_with(tmp.path(), config("")).await.unwrap();
+    views_hold_everything(&store).await;
+    store.close().await.unwrap();
+}
+
+/// A planned retirement shows what goes and deletes nothing until it is carried out; it holds
+/// off any other retirement of the store meanwhile, so what it showed is what goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planned_retirement_deletes_what_it_shows_once_carried_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open_with(tmp.path(), config("")).await.unwrap();
+    assert_eq!(store.keeping(1), None, "an empty log");
+    fill(&store).await;
+    views_hold_everything(&store).await;
+    let (last, files) = (store.db().since().unwrap(), segment_files(tmp.path()));
+    let before = store.keeping(8192).unwrap();
+    assert_eq!(before, Seq(last.0 - 8192));
+
+    let planned = store.plan_retirement(before).await.unwrap();
+    assert_eq!(planned.before(), before, "the views had applied everything");
+    assert!(planned.plan().segments > 0, "{planned:?}");
+    let again = store.plan_retirement(before).now_or_never();
+    assert!(again.is_none(), "a second plan waits for the first");
+    drop(planned);
+    assert_eq!(
+        segment_files(tmp.path()),
+        files,
+        "a dropped plan deletes nothing"
+    );
+
+    let planned = store.plan_retirement(before).await.unwrap();
+    let plan = planned.plan().clone();
+    let retired = planned.retire().await.unwrap();
+    assert_eq!(
+        (retired.segments, retired.bytes),
+        (plan.segments, plan.bytes)
+    );
+    assert_eq!((retired.before, retired.first), (before, plan.first));
+    assert_eq!(segment_files(tmp.path()), files - plan.segments);
     views_hold_everything(&store).await;
     store.close().await.unwrap();
 }

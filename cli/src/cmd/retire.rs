@@ -1,15 +1,15 @@
 //! `flume retire`: delete the oldest segment files of the log to free disk space (retention),
 //! after showing what goes and asking.
 //!
-//! Whole segments go, never the one holding the last record. The views are caught up and closed
-//! (durable) first, so none of them needs a deleted record again.
+//! Whole segments go, never the one holding the last record. The views are caught up and made
+//! durable first ([`Store::plan_retirement`]), so none of them needs a deleted record again.
 
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use flume_core::{Log, Seq};
-use flume_log_offset::{OffsetLog, Retirement};
-use flume_store::parse_size;
+use flume_core::Seq;
+use flume_log_offset::Retirement;
+use flume_store::{Store, parse_size};
 use serde_json::json;
 
 use crate::app::Exit;
@@ -32,56 +32,39 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(db: &Path, args: Args) -> anyhow::Result<()> {
-    let report = match catch_up(db).await? {
-        None => json!({ "retired": false, "reason": "the log is empty" }),
-        Some(last) => {
-            let log = open::write_log(db)?;
-            let result = retire(&log, last, &args);
-            let closed = log.close().await;
-            let report = result?;
-            closed?;
-            report
-        }
-    };
+    let store = open::store(db, false).await?;
+    let report = retire(&store, &args).await;
+    let closed = store.close().await;
+    let report = report?;
+    closed?;
     let mut out = Out::new();
     out.json(&report)?;
     out.flush()
 }
 
-/// Catch every view up with the log and close them all, durable: then none of them needs a
-/// record up to the log's last one (returned) again. A view still catching up as the records
-/// it needs went would be rebuilt from what remains.
-async fn catch_up(db: &Path) -> anyhow::Result<Option<Seq>> {
-    let store = open::store(db, false).await?;
-    let live = async {
-        for (name, view) in store.views() {
-            view.live().await.with_context(|| {
-                format!("view {name} cannot catch up with the log; nothing was retired")
-            })?;
-        }
-        anyhow::Ok(store.db().since())
+async fn retire(store: &Store, args: &Args) -> anyhow::Result<serde_json::Value> {
+    // Caught up first: the retirement stops at the `since` of the view that applied the least,
+    // and a view that cannot catch up says so here.
+    for (name, view) in store.views() {
+        view.live().await.with_context(|| {
+            format!("view {name} cannot catch up with the log; nothing was retired")
+        })?;
     }
-    .await;
-    let closed = store.close().await;
-    let last = live?;
-    closed?;
-    Ok(last)
-}
-
-fn retire(log: &OffsetLog, last: Seq, args: &Args) -> anyhow::Result<serde_json::Value> {
+    if store.db().since().is_none() {
+        return Ok(json!({ "retired": false, "reason": "the log is empty" }));
+    }
     let before = match (args.before, args.keep) {
         (Some(seq), _) => Seq(seq),
-        // Records from `last - keep` on stay: at least `keep` bytes of them.
-        (None, Some(keep)) => Seq(last.0.saturating_sub(keep)),
+        // Not empty: `keeping` is `None` only for an empty log.
+        (None, Some(keep)) => store.keeping(keep).unwrap_or(Seq(0)),
         (None, None) => bail!("say what to retire: --before SEQ or --keep SIZE"),
     };
-    // Records appended after the views closed (by another process since) may not be in them.
-    let before = before.min(Seq(last.0.saturating_add(1)));
-    let plan = log.retirement(before);
+    let planned = store.plan_retirement(before).await?;
+    let plan = planned.plan().clone();
     if plan.segments == 0 {
         return Ok(json!({
             "retired": false,
-            "before": before.0,
+            "before": planned.before().0,
             "first": plan.first.map(|s| s.0),
             "reason": "no whole segment lies below that seq (the one holding the last record always stays)",
         }));
@@ -91,21 +74,22 @@ fn retire(log: &OffsetLog, last: Seq, args: &Args) -> anyhow::Result<serde_json:
         eprintln!("nothing was changed");
         return Err(Exit(1).into());
     }
-    let first = log
-        .retire_before(before)
+    let retired = planned
+        .retire()
+        .await
         .context("the retirement failed; run it again to finish it")?;
     tracing::info!(
         "retired {} segment(s), {}",
-        plan.segments,
-        out::bytes(plan.bytes)
+        retired.segments,
+        out::bytes(retired.bytes)
     );
     Ok(json!({
         "retired": true,
-        "before": before.0,
-        "segments": plan.segments,
-        "bytes": plan.bytes,
+        "before": retired.before.0,
+        "segments": retired.segments,
+        "bytes": retired.bytes,
         "from": plan.from.map(|s| s.0),
-        "first": first.map(|s| s.0),
+        "first": retired.first.map(|s| s.0),
     }))
 }
 
