@@ -105,12 +105,13 @@ pub(crate) fn listed_bases(storage: &dyn Storage) -> io::Result<Vec<u64>> {
 /// Whether the segment at `base`, whose file was just not found, was retired by a writer (this
 /// process's or another's) after it was listed: retirements delete the oldest segment first, so
 /// then no segment file at or below `base` is listed any more. A file missing while an older
-/// one is still listed is a hole, not a retirement.
+/// one is still listed is a hole, not a retirement; so is a directory with no segment file
+/// left, as a writer keeps the segment holding its last record.
 ///
-/// `Some(lowest)`, the oldest segment listed now (`u64::MAX` when none is), when it was retired.
+/// `Some(lowest)`, the oldest segment listed now, when it was retired.
 pub(crate) fn retired_since_listed(storage: &dyn Storage, base: u64) -> io::Result<Option<u64>> {
-    let lowest = listed_bases(storage)?.first().copied().unwrap_or(u64::MAX);
-    Ok((lowest > base).then_some(lowest))
+    let lowest = listed_bases(storage)?.first().copied();
+    Ok(lowest.filter(|&lowest| lowest > base))
 }
 
 /// Read a segment file's header and check it against the segment's `base`. Damage (a file too

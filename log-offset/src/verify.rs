@@ -73,7 +73,8 @@ pub struct VerifyReport {
     pub torn_tail: Option<Damage>,
     /// Segment files that were listed but retired (deleted by a writer's retention, which
     /// deletes the oldest first) before they could be checked: not checked, and not an error.
-    pub retired: Vec<PathBuf>,
+    /// `first` and the counts are of the segments checked, retired since or not.
+    pub retired_meanwhile: Vec<PathBuf>,
 }
 
 impl VerifyReport {
@@ -125,7 +126,7 @@ pub struct Damage {
 ///
 /// Takes no lock and changes nothing, so it may run beside a writer; a writer appending
 /// meanwhile may show up as a torn tail, and segments its retention deletes before they are
-/// reached are listed in [`VerifyReport::retired`].
+/// reached are listed in [`VerifyReport::retired_meanwhile`].
 ///
 /// # Errors
 /// [`LogError::Io`] when the directory or a file cannot be read. Damage is not an error: it is
@@ -167,14 +168,14 @@ pub fn verify_storage(
         end: bases.first().copied().unwrap_or(0),
         corruption: None,
         torn_tail: None,
-        retired: Vec::new(),
+        retired_meanwhile: Vec::new(),
     };
     let mut walked = 0u64;
     for (i, &base) in bases.iter().enumerate() {
         let seg = Segment::new(base, None);
         let path = storage.path(&seg.name);
-        let Some((len, file)) = open_listed(storage, &seg)? else {
-            report.retired.push(path);
+        let Some((len, file)) = open_listed(ctx, &seg)? else {
+            report.retired_meanwhile.push(path);
             continue;
         };
         report.segments.push(SegmentReport {
@@ -299,11 +300,12 @@ type Opened = (u64, Arc<dyn StorageFile>);
 
 /// The length and file of a listed segment; `None` when a writer retired it since it was listed.
 /// Once open, it reads to the end even if it is deleted meanwhile.
-fn open_listed(storage: &dyn Storage, seg: &Segment) -> Result<Option<Opened>, LogError> {
+fn open_listed(ctx: Ctx<'_>, seg: &Segment) -> Result<Option<Opened>, LogError> {
+    let storage = ctx.storage;
     let opened = storage
         .file_len(&seg.name)
         .and_then(|len| Ok((len, storage.open(&seg.name, false)?)));
-    let io = |e| Ctx { storage }.io(&seg.name, e);
+    let io = |e| ctx.io(&seg.name, e);
     match opened {
         Ok(open) => Ok(Some(open)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -481,6 +483,16 @@ impl Repair {
         })?;
         let report = verify_storage(&*storage, opts, progress)?;
         let ctx = Ctx { storage: &*storage };
+        // No writer retires under the lock: a segment file gone meanwhile was removed by hand.
+        if let Some(path) = report.retired_meanwhile.first() {
+            return Err(LogError::Io {
+                path: path.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "a segment file was deleted while the log was locked for repair; run the repair again",
+                ),
+            });
+        }
         let plan = plan(ctx, &report)?;
         Ok(Repair {
             storage,

@@ -260,7 +260,7 @@ fn segments_retired_during_verify_are_reported_not_failed() {
     fill(dir.path(), 40);
     let clean = verify(dir.path()).unwrap();
     let segs = segments(dir.path());
-    let name = |i: usize| segs[i].1.file_name().unwrap().to_str().unwrap().to_string();
+    let name = |i: usize| names(&segs)[i].clone();
     let fs = Arc::new(FsStorage::existing(dir.path()));
 
     // The three oldest go just as verify reaches the second: it walked the first already.
@@ -269,7 +269,10 @@ fn segments_retired_during_verify_are_reported_not_failed() {
     let report = verify_storage(&racing, &opts(), &mut |_| {}).unwrap();
     assert!(racing.raced());
     assert!(report.is_ok(), "{report:?}");
-    assert_eq!(report.retired, vec![segs[1].1.clone(), segs[2].1.clone()]);
+    assert_eq!(
+        report.retired_meanwhile,
+        vec![segs[1].1.clone(), segs[2].1.clone()]
+    );
     let checked: Vec<u64> = report.segments.iter().map(|s| s.base).collect();
     let mut expected = vec![segs[0].0];
     expected.extend(segs[3..].iter().map(|s| s.0));
@@ -280,19 +283,40 @@ fn segments_retired_during_verify_are_reported_not_failed() {
     assert_eq!((report.first, report.last), (clean.first, clean.last));
     assert_eq!(report.torn_tail, None);
 
-    // A hole: in a log like it, the third goes while the older ones stay.
+    // A hole (in a log like it, the third goes while the older ones stay), and a directory
+    // emptied of segments (a writer keeps its last one), are I/O errors.
+    for gone in [vec![name(2)], names(&segs)] {
+        let dir = tempfile::tempdir().unwrap();
+        fill(dir.path(), 40);
+        let fs = Arc::new(FsStorage::existing(dir.path()));
+        let gone: Vec<&str> = gone.iter().map(String::as_str).collect();
+        let holed = Racing::new(fs, At::FileLen(gone[0].to_string()), &gone);
+        match verify_storage(&holed, &opts(), &mut |_| {}) {
+            Err(LogError::Io { path, source }) => {
+                assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+                assert_eq!(path.file_name().unwrap(), gone[0]);
+            }
+            other => panic!("{gone:?} gone verified as {other:?}"),
+        }
+        assert!(holed.raced());
+    }
+
+    // A repair holds the writer lock: no retirement runs under it, and a file gone is an error.
     let dir = tempfile::tempdir().unwrap();
     fill(dir.path(), 40);
     let fs = Arc::new(FsStorage::existing(dir.path()));
-    let holed = Racing::new(fs, At::FileLen(name(2)), &[&name(2)]);
-    match verify_storage(&holed, &opts(), &mut |_| {}) {
-        Err(LogError::Io { path, source }) => {
-            assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
-            assert_eq!(path.file_name(), segs[2].1.file_name());
-        }
-        other => panic!("a hole verified as {other:?}"),
+    let racing = Racing::new(fs, At::FileLen(name(1)), &[&name(0), &name(1)]);
+    match Repair::prepare_storage(Arc::new(racing), &opts(), &mut |_| {}) {
+        Err(LogError::Io { source, .. }) => assert!(source.to_string().contains("locked")),
+        other => panic!("a repair went on: {other:?}"),
     }
-    assert!(holed.raced());
+}
+
+/// The file names of `segs`.
+fn names(segs: &[(u64, PathBuf)]) -> Vec<String> {
+    segs.iter()
+        .map(|(_, p)| p.file_name().unwrap().to_str().unwrap().to_string())
+        .collect()
 }
 
 #[test]

@@ -67,9 +67,12 @@ impl Planned {
     /// The log's I/O errors deleting files (a retry finishes the work).
     pub async fn retire(self) -> Result<Retired, StoreError> {
         let (before, plan) = (self.before, &self.plan);
-        if plan.segments > 0 {
+        // Below the first seq the plan keeps: exactly the planned segments, whatever the log
+        // appended since (`before` is capped at the last record + 1, so it could not reach
+        // the segment that held it either; this does not depend on that).
+        if let (true, Some(first)) = (plan.segments > 0, plan.first) {
             let log = Arc::clone(&self.log);
-            tokio::task::spawn_blocking(move || log.retire_before(before))
+            tokio::task::spawn_blocking(move || log.retire_before(first))
                 .await
                 .map_err(|e| StoreError::Io {
                     path: std::path::PathBuf::from("log"),
@@ -114,16 +117,25 @@ impl Retainer {
     }
 
     /// Sync every view (reading its `since` first), lower `before` to just after the lowest of
-    /// those, and plan the retirement below it.
+    /// those (and of the last record), and plan the retirement below it. Waits for a plan
+    /// already held to be carried out or dropped.
     pub(crate) async fn plan(&self, before: Seq) -> Result<Planned, StoreError> {
         let one = Arc::clone(&self.one).lock_owned().await;
-        let mut before = before;
+        self.plan_holding(one, before).await
+    }
+
+    async fn plan_holding(
+        &self,
+        one: OwnedMutexGuard<()>,
+        before: Seq,
+    ) -> Result<Planned, StoreError> {
+        let mut before = before.min(after(self.log.current_since()));
         for (name, view) in &self.views {
             let since = view.sync().await.map_err(|source| StoreError::ViewSync {
                 name: name.clone(),
                 source,
             })?;
-            before = before.min(since.map_or(Seq(0), |s| Seq(s.0.saturating_add(1))));
+            before = before.min(after(since));
         }
         Ok(Planned {
             _one: one,
@@ -153,7 +165,16 @@ impl Retainer {
         if self.log.retirement(before).segments == 0 {
             return;
         }
-        match self.retire_before(before).await {
+        // A plan held by hand (`Store::plan_retirement`) makes this check skip, not wait: its
+        // holder may be closing the store, which waits for this check.
+        let Ok(one) = Arc::clone(&self.one).try_lock_owned() else {
+            return;
+        };
+        let retired = match self.plan_holding(one, before).await {
+            Ok(planned) => planned.retire().await,
+            Err(e) => Err(e),
+        };
+        match retired {
             Ok(r) if r.segments > 0 => tracing::info!(
                 segments = r.segments,
                 bytes = r.bytes,
@@ -164,6 +185,11 @@ impl Retainer {
             Err(e) => tracing::warn!("retention: {e}"),
         }
     }
+}
+
+/// The seq just after `since`: 0 when nothing was applied (or appended).
+fn after(since: Option<Seq>) -> Seq {
+    since.map_or(Seq(0), |s| Seq(s.0.saturating_add(1)))
 }
 
 /// The background task applying `[log] retain`; stopped by [`Background::stop`].

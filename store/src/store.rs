@@ -234,8 +234,10 @@ impl Store {
     }
 
     /// [`retire_before`](Self::retire_before) in two steps, to show what goes before it goes:
-    /// the views are synced and `before` lowered now, and the plan holds off every other
-    /// retirement of this store (the background one too) until it is carried out or dropped.
+    /// the views are synced and `before` lowered now, and [`Planned::retire`] deletes exactly
+    /// the segments the plan shows. Until it is carried out or dropped, the plan holds off
+    /// every other retirement of this store: the background one skips its checks, and a
+    /// `retire_before` or second plan waits (so the holder must not call them itself).
     ///
     /// # Errors
     /// [`StoreError::ViewSync`] when a view cannot be made durable.

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use flume_core::Seq;
+use flume_core::{Log, Seq};
 use flume_log_offset::Retirement;
 use flume_store::{Store, parse_size};
 use serde_json::json;
@@ -50,16 +50,19 @@ async fn retire(store: &Store, args: &Args) -> anyhow::Result<serde_json::Value>
             format!("view {name} cannot catch up with the log; nothing was retired")
         })?;
     }
-    if store.db().since().is_none() {
-        return Ok(json!({ "retired": false, "reason": "the log is empty" }));
-    }
+    // `None` for an empty log (both from the log's last seq).
     let before = match (args.before, args.keep) {
-        (Some(seq), _) => Seq(seq),
-        // Not empty: `keeping` is `None` only for an empty log.
-        (None, Some(keep)) => store.keeping(keep).unwrap_or(Seq(0)),
+        (Some(seq), _) => store.log().current_since().map(|_| Seq(seq)),
+        (None, Some(keep)) => store.keeping(keep),
         (None, None) => bail!("say what to retire: --before SEQ or --keep SIZE"),
     };
-    let planned = store.plan_retirement(before).await?;
+    let Some(before) = before else {
+        return Ok(json!({ "retired": false, "reason": "the log is empty" }));
+    };
+    let planned = store
+        .plan_retirement(before)
+        .await
+        .context("nothing was retired")?;
     let plan = planned.plan().clone();
     if plan.segments == 0 {
         return Ok(json!({
@@ -70,7 +73,13 @@ async fn retire(store: &Store, args: &Args) -> anyhow::Result<serde_json::Value>
         }));
     }
     eprintln!("{}", describe(&plan));
-    if !args.yes && !ask::confirm("Delete these segments?", "retire segments")? {
+    // Asked off the runtime's threads: the store's views keep running meanwhile.
+    let asked = args.yes
+        || tokio::task::spawn_blocking(|| {
+            ask::confirm("Delete these segments?", "retire segments")
+        })
+        .await??;
+    if !asked {
         eprintln!("nothing was changed");
         return Err(Exit(1).into());
     }

@@ -96,7 +96,7 @@ pub(crate) async fn run(db: &Path, args: Args) -> anyhow::Result<()> {
                 "last": report.last.map(|s| s.0),
                 "corruption": report.corruption.as_ref().map(damage_json),
                 "torn_tail": report.torn_tail.as_ref().map(damage_json),
-                "retired_meanwhile": report.retired,
+                "retired_meanwhile": report.retired_meanwhile,
             },
             "views": view_rows,
             "problems": problems,
@@ -141,10 +141,10 @@ pub(crate) async fn run(db: &Path, args: Args) -> anyhow::Result<()> {
                     t.reason
                 ))?;
             }
-            if !report.retired.is_empty() {
+            if !report.retired_meanwhile.is_empty() {
                 out.text(&format!(
                     "note: {} segment file(s) were retired (a writer's retention deleted them) before they could be checked\n",
-                    report.retired.len()
+                    report.retired_meanwhile.len()
                 ))?;
             }
             for p in &problems {

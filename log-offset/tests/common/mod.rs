@@ -3,7 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use flume_log_offset::storage::{LockError, LockGuard, Storage, StorageFile};
 
@@ -26,9 +26,9 @@ pub(crate) fn segments(dir: &Path) -> Vec<(u64, PathBuf)> {
 /// first call of `at`, the files named in `remove` are deleted (`remove` empties then, so the
 /// race happens once). Otherwise it is `inner`.
 pub(crate) struct Racing<S> {
-    pub(crate) inner: std::sync::Arc<S>,
+    pub(crate) inner: Arc<S>,
     pub(crate) at: At,
-    pub(crate) remove: std::sync::Mutex<Vec<String>>,
+    pub(crate) remove: Mutex<Vec<String>>,
 }
 
 /// The call that [`Racing`] deletes files before.
@@ -41,12 +41,12 @@ pub(crate) enum At {
 }
 
 impl<S: Storage> Racing<S> {
-    pub(crate) fn new(inner: std::sync::Arc<S>, at: At, remove: &[&str]) -> Self {
+    pub(crate) fn new(inner: Arc<S>, at: At, remove: &[&str]) -> Self {
         let remove = remove.iter().map(|n| n.to_string()).collect();
         Racing {
             inner,
             at,
-            remove: std::sync::Mutex::new(remove),
+            remove: Mutex::new(remove),
         }
     }
 
