@@ -28,7 +28,7 @@ use crate::views::StoreView;
 #[non_exhaustive]
 pub struct Retired {
     /// The seq it retired below: the one asked for, lowered to just after the `since` of the
-    /// view that had applied the least.
+    /// view that had applied the least, and never past the last record + 1.
     pub before: Seq,
     /// Segment files deleted (0 when no whole segment lay below `before`).
     pub segments: usize,
@@ -50,8 +50,7 @@ pub struct Planned {
 }
 
 impl Planned {
-    /// The seq it retires below: the one asked for, lowered to just after the `since` of the
-    /// view that had applied the least.
+    /// The seq it retires below, lowered as [`Retired::before`] says.
     pub fn before(&self) -> Seq {
         self.before
     }
@@ -170,11 +169,8 @@ impl Retainer {
         let Ok(one) = Arc::clone(&self.one).try_lock_owned() else {
             return;
         };
-        let retired = match self.plan_holding(one, before).await {
-            Ok(planned) => planned.retire().await,
-            Err(e) => Err(e),
-        };
-        match retired {
+        let retired = async { self.plan_holding(one, before).await?.retire().await };
+        match retired.await {
             Ok(r) if r.segments > 0 => tracing::info!(
                 segments = r.segments,
                 bytes = r.bytes,

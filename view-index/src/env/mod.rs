@@ -155,8 +155,8 @@ impl Lmdb {
     }
 
     /// Make every committed write durable, the last one's meta page included (commits skip
-    /// that fsync: see `NO_META_SYNC` at open). For a view closing, so that its `since` survives
-    /// a machine crash too.
+    /// that fsync: see `NO_META_SYNC` at open). For a view syncing before the log retires
+    /// records, or closing, so that its `since` survives a machine crash too.
     ///
     /// # Errors
     /// LMDB's error when the fsync fails.
