@@ -54,17 +54,13 @@ pub(crate) async fn store(db: &Path, create: bool) -> anyhow::Result<Store> {
 
 fn explain(db: &Path, e: StoreError) -> anyhow::Error {
     match e {
-        StoreError::Log(LogError::Locked { holder }) => in_use(db, &holder),
+        StoreError::Log(LogError::Locked { holder }) => anyhow::anyhow!(
+            "the database {} is in use by {holder} (another flume command, or `flume serve`): wait for it \
+             to finish or stop it; `get`, `stream`, `export`, `stats` and `verify` work meanwhile",
+            db.display()
+        ),
         e => anyhow::Error::new(e).context(format!("cannot open the database {}", db.display())),
     }
-}
-
-fn in_use(db: &Path, holder: &str) -> anyhow::Error {
-    anyhow::anyhow!(
-        "the database {} is in use by {holder} (another flume command, or `flume serve`): wait for it \
-         to finish or stop it; `get`, `stream`, `export`, `stats` and `verify` work meanwhile",
-        db.display()
-    )
 }
 
 /// The log opened read-only: no lock, nothing cut or written. `None` when the database has no log
