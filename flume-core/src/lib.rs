@@ -61,8 +61,8 @@ pub use db::{
 };
 pub use error::{AppendError, BoxError, CodecError, DbError, LogError, ViewError};
 pub use log::{
-    Item, Log, LogStream, Output, READ_BYTES, ReadRange, SinceCell, SincePublisher, StreamOpts,
-    stream_owned,
+    Chunk, Item, Log, LogStream, Output, READ_BYTES, ReadRange, SinceCell, SincePublisher,
+    StreamOpts, ValueRef, stream_owned,
 };
 pub use reader::RecordReader;
 pub use seq::Seq;

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
-use flume_core::{AppendError, Log, LogError, ReadRange, Seq, SinceCell, async_trait};
+use flume_core::{AppendError, Chunk, Log, LogError, ReadRange, Seq, SinceCell, async_trait};
 use tokio::sync::{Semaphore, oneshot, watch};
 
 use crate::frame::SEG_HEADER;
@@ -539,6 +539,12 @@ impl Log for OffsetLog {
     }
 
     async fn read(&self, range: ReadRange) -> Result<Vec<(Seq, Bytes)>, LogError> {
+        self.read_chunk(range).await.map(Chunk::into_records)
+    }
+
+    /// Records whose values are ranges of the read buffers: a chunk of small records holds a
+    /// reference count per buffer of 256 KiB, not one per record.
+    async fn read_chunk(&self, range: ReadRange) -> Result<Chunk, LogError> {
         self.shared.check_open()?;
         self.shared.read(&range)
     }

@@ -12,9 +12,9 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use flume_core::{LogError, ReadRange, Seq};
+use flume_core::{Chunk, LogError, ReadRange, Seq};
 
-use crate::frame::SEG_HEADER;
+use crate::frame::{Header, SEG_HEADER};
 use crate::log::{Shared, lock};
 use crate::segment::{
     Chunks, Segment, bad_before_to_error, bad_to_error, frame_at, frame_before, seq_before,
@@ -150,7 +150,8 @@ impl Shared {
         let pos = seg.pos(seq.0);
         let frame = frame_at(&mut chunks, &seg, pos, seg.pos(hi))
             .map_err(|b| bad_to_error(ctx, &seg, pos, b))?;
-        Ok(frame.payload)
+        let (buf, range) = chunks.payload(pos, &frame.header);
+        Ok(buf.slice(range))
     }
 
     /// Whether `seq` is the last record before `first`: a read that continues after it (a
@@ -174,7 +175,7 @@ impl Shared {
     /// A read that segments retired under it made `Truncated` is read once more, now that the
     /// new first seq is known: one that continues after the last retired record has missed
     /// nothing, and gets the rest.
-    pub(crate) fn read(&self, range: &ReadRange) -> Result<Vec<(Seq, Bytes)>, LogError> {
+    pub(crate) fn read(&self, range: &ReadRange) -> Result<Chunk, LogError> {
         let first = self.state().first();
         let done = self.read_once(range);
         let moved = self.state().first() != first;
@@ -184,12 +185,12 @@ impl Shared {
         }
     }
 
-    fn read_once(&self, range: &ReadRange) -> Result<Vec<(Seq, Bytes)>, LogError> {
+    fn read_once(&self, range: &ReadRange) -> Result<Chunk, LogError> {
         let Some(view) = self.view() else {
-            return Ok(Vec::new());
+            return Ok(Chunk::new());
         };
         if range.max == 0 {
-            return Ok(Vec::new());
+            return Ok(Chunk::new());
         }
         let below_first = match range.lower {
             Bound::Included(s) => s.0 < view.first,
@@ -213,14 +214,14 @@ impl Shared {
         } else {
             self.read_fwd(range, &view)?
         };
-        if let Some(&(seq, _)) = out.last() {
+        if let Some(seq) = out.last_seq() {
             lock(&self.cache).insert(seq.0, last_end);
         }
         Ok(out)
     }
 
     /// The records, and the logical end of the last one.
-    fn read_fwd(&self, range: &ReadRange, view: &View) -> Result<(Records, u64), LogError> {
+    fn read_fwd(&self, range: &ReadRange, view: &View) -> Result<(Chunk, u64), LogError> {
         let known = |s: u64| lock(&self.cache).end_of(s);
         let mut x = match range.lower {
             Bound::Unbounded => view.first,
@@ -231,7 +232,7 @@ impl Shared {
                 None => self.seek(s.0.saturating_add(1), view)?,
             },
         };
-        let mut out = Vec::new();
+        let mut out = Chunk::new();
         let mut bytes = 0;
         let mut last_end = 0;
         let ctx = self.ctx();
@@ -250,15 +251,10 @@ impl Shared {
                 chunks.progress(from, out.len() - before, range.max - out.len());
                 let f = frame_at(&mut chunks, &seg, p, hi_pos)
                     .map_err(|b| bad_to_error(ctx, &seg, p, b))?;
+                push(&mut out, seq, &chunks, p, &f.header, range.values);
                 p += f.header.frame_len();
                 last_end = seg.seq(p);
                 bytes += f.header.len as usize;
-                let value = if range.values {
-                    f.payload
-                } else {
-                    Bytes::new()
-                };
-                out.push((seq, value));
             }
             x = seg.seq(p);
         }
@@ -266,7 +262,7 @@ impl Shared {
     }
 
     /// The records, newest first, and the logical end of the last (oldest) one.
-    fn read_back(&self, range: &ReadRange, view: &View) -> Result<(Records, u64), LogError> {
+    fn read_back(&self, range: &ReadRange, view: &View) -> Result<(Chunk, u64), LogError> {
         let known = |s: u64| lock(&self.cache).end_of(s);
         // `x` is a boundary: the read returns the frames that end at or before it.
         let mut x = match range.upper {
@@ -279,7 +275,7 @@ impl Shared {
             Bound::Excluded(s) if known(s.0).is_some() => s.0,
             Bound::Excluded(s) => self.seek(s.0, view)?,
         };
-        let mut out = Vec::new();
+        let mut out = Chunk::new();
         let mut bytes = 0;
         let mut last_end = 0;
         let ctx = self.ctx();
@@ -297,15 +293,10 @@ impl Shared {
                 if !range.contains(seq) {
                     return Ok((out, last_end));
                 }
+                push(&mut out, seq, &chunks, start, &f.header, range.values);
                 last_end = seg.seq(p);
                 p = start;
                 bytes += f.header.len as usize;
-                let value = if range.values {
-                    f.payload
-                } else {
-                    Bytes::new()
-                };
-                out.push((seq, value));
             }
             x = seg.seq(p);
         }
@@ -313,4 +304,15 @@ impl Shared {
     }
 }
 
-type Records = Vec<(Seq, Bytes)>;
+/// Add the record of the frame at `pos`, just read by `chunks`, to `out`: its value (a range of
+/// the chunks' buffer), or an empty one when the read wants no values.
+fn push(out: &mut Chunk, seq: Seq, chunks: &Chunks<'_>, pos: u64, header: &Header, values: bool) {
+    if values {
+        let (buf, range) = chunks.payload(pos, header);
+        out.push(seq, buf, range);
+    } else {
+        // Consecutive empty values share the empty buffer: no allocation per record.
+        static EMPTY: Bytes = Bytes::new();
+        out.push(seq, &EMPTY, 0..0);
+    }
+}

@@ -2,6 +2,7 @@
 //! and the chunked reader that walks its frames.
 
 use std::io;
+use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
@@ -158,8 +159,8 @@ fn read_header(
     }
 }
 
-/// Reads a file region by chunks, so walking many small frames costs few system calls. Returned
-/// slices share the chunk (records are handed out without copying).
+/// Reads a file region by chunks, so walking many small frames costs few system calls. Payloads
+/// are handed out as ranges of the chunk's buffer, without copying.
 pub(crate) struct Chunks<'a> {
     file: &'a dyn StorageFile,
     /// The last load: its first `filled` bytes hold the file from `start` (a pooled buffer is
@@ -265,10 +266,11 @@ impl<'a> Chunks<'a> {
         &self.buf[at..at + n as usize]
     }
 
-    /// `n` bytes at `pos` as shared `Bytes`; the range was just returned by `get`/`get_back`.
-    fn share(&self, pos: u64, n: u64) -> Bytes {
-        let at = (pos - self.start) as usize;
-        self.buf.slice(at..at + n as usize)
+    /// The payload of the frame at `pos`, which was just returned by `get`/`get_back`: the
+    /// buffer it lies in and its range there.
+    pub(crate) fn payload(&self, pos: u64, header: &frame::Header) -> (&Bytes, Range<usize>) {
+        let at = (pos - self.start) as usize + frame::HEADER;
+        (&self.buf, at..at + header.len as usize)
     }
 
     fn load(&mut self, start: u64, len: u64) -> io::Result<()> {
@@ -332,11 +334,10 @@ fn recycle(old: Bytes) {
     }
 }
 
-/// A frame that passed every check.
+/// A frame that passed every check; its payload is in the chunks that read it
+/// ([`Chunks::payload`]) until their next load.
 pub(crate) struct Frame {
     pub(crate) header: frame::Header,
-    /// The record, sharing the read buffer.
-    pub(crate) payload: Bytes,
 }
 
 /// Why a frame failed: `Err` carries the reason; I/O errors are separate.
@@ -368,8 +369,7 @@ pub(crate) fn frame_at(
     }
     let bytes = chunks.get(pos, header.frame_len())?;
     frame::verify(bytes, seg.seq(pos), &header).map_err(Bad::Frame)?;
-    let payload = chunks.share(pos + frame::HEADER as u64, u64::from(header.len));
-    Ok(Frame { header, payload })
+    Ok(Frame { header })
 }
 
 /// Read and fully check the frame ending at file position `end`, which must start at or after `lo`.
@@ -398,8 +398,7 @@ pub(crate) fn frame_before(
         return Err(Bad::Frame("frame trailer does not match its header"));
     }
     frame::verify(bytes, seg.seq(start), &header).map_err(Bad::Frame)?;
-    let payload = chunks.share(start + frame::HEADER as u64, u64::from(len));
-    Ok((start, Frame { header, payload }))
+    Ok((start, Frame { header }))
 }
 
 /// Map a frame failure at a known frame boundary to the log's error: corruption, since the

@@ -61,6 +61,10 @@ pub(crate) fn run<F: LogFactory>(r: &mut Runner, make: &impl Fn() -> F) {
         "read stops at its byte budget, returning at least one record",
         || read_budget(make()),
     );
+    r.case(
+        "read_chunk returns read's records, as appended, across read buffers",
+        || read_chunk_matches_read(make()),
+    );
     r.case("get each record", || get_each(make()));
     r.case("get of a seq where no record starts is an error", || {
         get_not_a_record(make())
@@ -380,6 +384,69 @@ async fn read_budget<F: LogFactory>(f: F) {
         10,
         "streams read on past a budget"
     );
+}
+
+async fn read_chunk_matches_read<F: LogFactory>(f: F) {
+    use std::ops::Bound::{Excluded, Included, Unbounded};
+    let log = open(&f).await;
+    // 0 to 2 KiB each, 3 MB in all: many of a file log's read buffers, empty values among them.
+    let values: Vec<Bytes> = (0..MANY)
+        .map(|i| Bytes::from(vec![i as u8; (i * 37) % 2048]))
+        .collect();
+    let mut all = Vec::with_capacity(MANY);
+    for batch in values.chunks(250) {
+        let seqs = log.append_batch(batch.to_vec()).await.expect("append");
+        all.extend(seqs.into_iter().zip(batch.iter().cloned()));
+    }
+    let bounds = [
+        (Unbounded, Unbounded),
+        (Excluded(all[10].0), Included(all[2900].0)),
+        (Included(all[10].0), Excluded(all[2900].0)),
+    ];
+    let budgets = [(MANY, usize::MAX), (1024, 100_000), (MANY, 1)];
+    for (reverse, (lower, upper), (max, max_bytes), values) in every_read(bounds, budgets) {
+        let range = ReadRange {
+            lower,
+            upper,
+            reverse,
+            max,
+            max_bytes,
+            values,
+        };
+        let read = log.read(range.clone()).await.expect("read");
+        let chunk = log.read_chunk(range.clone()).await.expect("read_chunk");
+        assert_eq!(chunk.len(), read.len(), "{range:?}");
+        let got = chunk.into_records();
+        assert_eq!(got, read, "{range:?}");
+        // What the range holds, in its direction; a log may return fewer, never none of them.
+        let mut want: Vec<_> = all.iter().filter(|(s, _)| range.contains(*s)).collect();
+        if reverse {
+            want.reverse();
+        }
+        assert!(!got.is_empty() && got.len() <= want.len(), "{range:?}");
+        for ((seq, value), (want_seq, want_value)) in got.iter().zip(want) {
+            assert_eq!(seq, want_seq, "{range:?}");
+            assert!(
+                value == want_value || (!values && value.is_empty()),
+                "{range:?}"
+            );
+        }
+    }
+    log.close().await.expect("close");
+}
+
+/// Every direction, bound pair, budget and values flag.
+fn every_read<B: Copy, M: Copy>(
+    bounds: [B; 3],
+    budgets: [M; 3],
+) -> impl Iterator<Item = (bool, B, M, bool)> {
+    [false, true].into_iter().flat_map(move |reverse| {
+        bounds.into_iter().flat_map(move |b| {
+            budgets
+                .into_iter()
+                .flat_map(move |m| [true, false].map(|values| (reverse, b, m, values)))
+        })
+    })
 }
 
 async fn get_each<F: LogFactory>(f: F) {

@@ -383,7 +383,7 @@ impl<T: Send + Sync + 'static> Db<T> {
         stream_owned_with(Arc::clone(&self.shared.log), opts, move |seq, value| {
             let item = Item::shaped(output, seq, &*value);
             let seq = item.seq();
-            item.try_map(|bytes: &Bytes| codec.decode(bytes))
+            item.try_map(|bytes: &[u8]| codec.decode(bytes))
                 .map_err(|source| DbError::Codec { seq, source })
         })
     }

@@ -1,5 +1,6 @@
 //! The [`Log`] trait: an append-only sequence of opaque records, and the streams built over it.
 
+mod chunk;
 mod opts;
 mod since;
 mod stream;
@@ -8,6 +9,7 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use tokio::sync::watch;
 
+pub use chunk::{Chunk, ValueRef};
 pub use opts::{Item, Output, READ_BYTES, ReadRange, StreamOpts};
 pub use since::{SinceCell, SincePublisher};
 pub use stream::stream_owned;
@@ -53,6 +55,18 @@ pub trait Log: Send + Sync + 'static {
     /// # Errors
     /// [`LogError::Closed`] after close; storage errors.
     async fn read(&self, range: ReadRange) -> Result<Vec<(Seq, Bytes)>, LogError>;
+
+    /// [`read`](Log::read), as a [`Chunk`]: what streams call.
+    ///
+    /// Logs that read many records into one buffer override it to hand them out without a
+    /// reference-counted handle each; the default wraps `read`'s records. Both must return the
+    /// same records (`flume-test-suite`'s `check_log` compares them).
+    ///
+    /// # Errors
+    /// As [`read`](Log::read).
+    async fn read_chunk(&self, range: ReadRange) -> Result<Chunk, LogError> {
+        Ok(Chunk::from(self.read(range).await?))
+    }
 
     /// A receiver of the seq of the last acknowledged record (`None` while the log is empty).
     /// The channel closes when the log is closed.

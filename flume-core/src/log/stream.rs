@@ -11,7 +11,7 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::{Item, Log, LogStream, Output, ReadRange, StreamOpts};
+use super::{Chunk, Item, Log, LogStream, Output, ReadRange, StreamOpts, ValueRef};
 use crate::bounds::{is_empty_range, max_lower, min_upper};
 use crate::lock::lock;
 use crate::{LogError, Seq};
@@ -20,15 +20,13 @@ use crate::{LogError, Seq};
 /// stream holds little memory.
 const CHUNK: usize = 1024;
 
-type Records = Vec<(Seq, Bytes)>;
-
 /// Starts a read of the log on another thread (the read-ahead of streams that own their log),
 /// which first frees a chunk the caller is done with.
 type Spawn =
-    Box<dyn Fn(ReadRange, Option<Records>) -> JoinHandle<Result<Records, LogError>> + Send + Sync>;
+    Box<dyn Fn(ReadRange, Option<Chunk>) -> JoinHandle<Result<Chunk, LogError>> + Send + Sync>;
 
 /// A chunk the caller has gone through, handed from [`Flat`] to the cursor's next read-ahead.
-type Spent = Arc<Mutex<Option<Records>>>;
+type Spent = Arc<Mutex<Option<Chunk>>>;
 
 /// A stream that owns its log handle, so it can outlive the caller's borrow (servers, tasks).
 ///
@@ -40,14 +38,14 @@ pub fn stream_owned<L: Log + ?Sized>(log: Arc<L>, opts: StreamOpts) -> LogStream
     stream_owned_with(log, opts, each)
 }
 
-/// Each record as an [`Item`] of the requested shape, its value taken from the chunk.
-fn items(output: Output) -> impl FnMut(Seq, &mut Bytes) -> Result<Item<Bytes>, LogError> + Unpin {
-    move |seq, value| Ok(Item::shaped(output, seq, std::mem::take(value)))
+/// Each record as an [`Item`] of the requested shape, its value a handle of its own.
+fn items(output: Output) -> impl FnMut(Seq, ValueRef<'_>) -> Result<Item<Bytes>, LogError> + Unpin {
+    move |seq, value| Ok(Item::shaped(output, seq, value.to_bytes()))
 }
 
 /// [`stream_owned`], applying `each` to every record as it is yielded (on the caller's task, in
-/// log order) instead of wrapping a stream of items: `Db` decodes records this way. `each` may
-/// take the value or only look at it; the chunk is freed by the next read-ahead.
+/// log order) instead of wrapping a stream of items: `Db` decodes records this way. `each`
+/// borrows the value (and may take a handle to it); the chunk is freed by the next read-ahead.
 pub(crate) fn stream_owned_with<L, X, E, F>(
     log: Arc<L>,
     opts: StreamOpts,
@@ -57,7 +55,7 @@ where
     L: Log + ?Sized,
     X: Send + 'static,
     E: From<LogError> + Send + 'static,
-    F: FnMut(Seq, &mut Bytes) -> Result<X, E> + Send + Unpin + 'static,
+    F: FnMut(Seq, ValueRef<'_>) -> Result<X, E> + Send + Unpin + 'static,
 {
     // A current-thread runtime reads nothing ahead: its user chose one thread, and there
     // `Handle::block_on` on another thread cannot drive the I/O or timers a log may need.
@@ -66,7 +64,7 @@ where
         .filter(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread)
         .map(|handle| {
             let log = Arc::clone(&log);
-            Box::new(move |range: ReadRange, spent: Option<Records>| {
+            Box::new(move |range: ReadRange, spent: Option<Chunk>| {
                 let (log, runtime) = (Arc::clone(&log), handle.clone());
                 // Not `spawn`: a task spawned from a worker goes to that worker's LIFO slot,
                 // which other workers cannot steal, so a stream consumed in a task (a server's
@@ -75,7 +73,7 @@ where
                 // (a read from a cold disk blocks that thread, not the runtime).
                 handle.spawn_blocking(move || {
                     drop(spent);
-                    runtime.block_on(log.read(range))
+                    runtime.block_on(log.read_chunk(range))
                 })
             }) as Spawn
         });
@@ -101,7 +99,7 @@ where
     L: Log + ?Sized,
     X: Send + 'a,
     E: From<LogError> + Send + 'a,
-    F: FnMut(Seq, &mut Bytes) -> Result<X, E> + Send + Unpin + 'a,
+    F: FnMut(Seq, ValueRef<'_>) -> Result<X, E> + Send + Unpin + 'a,
 {
     if let Err(e) = opts.validate() {
         return Box::pin(stream::once(async move { Err(e.into()) }));
@@ -132,7 +130,7 @@ where
     });
     Box::pin(Flat {
         chunks: Box::pin(chunks),
-        chunk: Vec::new(),
+        chunk: Chunk::new(),
         next: 0,
         spent,
         each,
@@ -143,11 +141,11 @@ where
 /// is an index step and `each`, not a future or a nested stream per record.
 ///
 /// A chunk the caller has gone through goes to the cursor's next read-ahead, which frees it on
-/// its own thread: the values `each` did not take (a `Db` decodes them and needs them no more) cost
+/// its own thread: its buffers (or, from a log that reads records one by one, its records) cost
 /// the caller nothing to drop.
 struct Flat<'a, F> {
-    chunks: BoxStream<'a, Result<Records, LogError>>,
-    chunk: Records,
+    chunks: BoxStream<'a, Result<Chunk, LogError>>,
+    chunk: Chunk,
     /// The next record of `chunk` to yield.
     next: usize,
     spent: Option<Spent>,
@@ -157,16 +155,16 @@ struct Flat<'a, F> {
 impl<X, E, F> Stream for Flat<'_, F>
 where
     E: From<LogError>,
-    F: FnMut(Seq, &mut Bytes) -> Result<X, E> + Unpin,
+    F: FnMut(Seq, ValueRef<'_>) -> Result<X, E> + Unpin,
 {
     type Item = Result<X, E>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         loop {
-            if let Some((seq, value)) = this.chunk.get_mut(this.next) {
+            if let Some((seq, value)) = this.chunk.get(this.next) {
                 this.next += 1;
-                return Poll::Ready(Some((this.each)(*seq, value)));
+                return Poll::Ready(Some((this.each)(seq, value)));
             }
             if !this.chunk.is_empty() {
                 let spent = std::mem::take(&mut this.chunk);
@@ -208,7 +206,7 @@ struct Cursor<R> {
 
 /// A read started ahead of need, for the range `(cursor, since]` as they were when it started.
 struct Ahead {
-    task: JoinHandle<Result<Records, LogError>>,
+    task: JoinHandle<Result<Chunk, LogError>>,
     since: Seq,
 }
 
@@ -225,7 +223,7 @@ where
     L: Log + ?Sized,
 {
     /// The next non-empty chunk of records, an error (after which the stream ends), or the end.
-    async fn next_chunk(&mut self) -> Option<Result<Records, LogError>> {
+    async fn next_chunk(&mut self) -> Option<Result<Chunk, LogError>> {
         loop {
             if self.done || self.remaining == Some(0) {
                 return None;
@@ -255,7 +253,7 @@ where
         }
     }
 
-    fn fail(&mut self, e: LogError) -> Option<Result<Records, LogError>> {
+    fn fail(&mut self, e: LogError) -> Option<Result<Chunk, LogError>> {
         self.done = true;
         Some(Err(e))
     }
@@ -277,7 +275,7 @@ where
     }
 
     /// Read the next chunk of `(cursor, since]`; `None` when there is nothing more to read now.
-    async fn fill(&mut self, since: Option<Seq>) -> Result<Option<Records>, LogError> {
+    async fn fill(&mut self, since: Option<Seq>) -> Result<Option<Chunk>, LogError> {
         let Some(since) = since else { return Ok(None) };
         let Some(range) = self.range(since) else {
             return Ok(None);
@@ -285,11 +283,11 @@ where
         let max = range.max;
         let mut records = match self.ahead.take() {
             Some(ahead) => self.take_ahead(ahead, since, range).await?,
-            None => self.log.read(range).await?,
+            None => self.log.read_chunk(range).await?,
         };
         // A log may return fewer than `max`, never more.
         records.truncate(max);
-        let Some(&(last, _)) = records.last() else {
+        let Some(last) = records.last_seq() else {
             return Ok(None);
         };
         if self.opts.reverse {
@@ -330,16 +328,16 @@ where
         mut ahead: Ahead,
         since: Seq,
         range: ReadRange,
-    ) -> Result<Records, LogError> {
+    ) -> Result<Chunk, LogError> {
         match (&mut ahead.task).await {
             // `since` moved on (live streams) after the read-ahead found nothing: read again, or
             // the records in between would wait for the next change.
             Ok(Ok(records)) if records.is_empty() && ahead.since != since => {
-                self.log.read(range).await
+                self.log.read_chunk(range).await
             }
             Ok(result) => result,
             // The task panicked or the runtime is shutting down: read here instead.
-            Err(_) => self.log.read(range).await,
+            Err(_) => self.log.read_chunk(range).await,
         }
     }
 }
