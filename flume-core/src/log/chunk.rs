@@ -27,7 +27,7 @@ use crate::Seq;
 /// assert_eq!(chunk.buffers(), 1);
 /// assert_eq!(chunk.into_records(), vec![(Seq(0), buf.slice(0..5)), (Seq(5), buf.slice(5..10))]);
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Chunk {
     bufs: Vec<Bytes>,
     records: Vec<Entry>,
@@ -50,8 +50,9 @@ impl Chunk {
 
     /// Append the record `seq` whose value is `buf[range]`.
     ///
-    /// `buf` is kept once for consecutive records in the same buffer (the same memory: it is
-    /// held from its first record on, so no other buffer can be at that address).
+    /// `buf` is kept once for consecutive records in the same buffer: the same address and
+    /// length. The chunk holds the buffer from its first record on, so any handle found there
+    /// is to the same bytes.
     ///
     /// # Panics
     /// If `range` is not within `buf`: a log that reads wrongly stops there, not at the reader.
@@ -136,8 +137,19 @@ impl Chunk {
     }
 }
 
+impl std::fmt::Debug for Chunk {
+    /// The counts, not the buffers (256 KiB each, from a file log).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chunk")
+            .field("records", &self.len())
+            .field("buffers", &self.buffers())
+            .field("last_seq", &self.last_seq())
+            .finish()
+    }
+}
+
 /// A record's value in a [`Chunk`], borrowed: its bytes, and a handle to them on demand.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 pub struct ValueRef<'a> {
     buf: &'a Bytes,
     start: usize,
@@ -149,6 +161,13 @@ impl ValueRef<'_> {
     #[inline]
     pub fn to_bytes(&self) -> Bytes {
         self.buf.slice(self.start..self.end)
+    }
+}
+
+impl std::fmt::Debug for ValueRef<'_> {
+    /// The value's bytes, not its buffer's.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ValueRef").field(&&**self).finish()
     }
 }
 
@@ -202,6 +221,14 @@ mod tests {
         assert_eq!(chunk.get(3).unwrap().0, Seq(4));
         assert_eq!(chunk.last_seq(), Some(Seq(4)));
         assert!(chunk.get(4).is_none());
+        assert_eq!(
+            format!("{:?}", chunk.get(2).unwrap().1),
+            "ValueRef([121, 122])"
+        );
+        assert_eq!(
+            format!("{chunk:?}"),
+            "Chunk { records: 4, buffers: 3, last_seq: Some(Seq(4)) }"
+        );
     }
 
     #[test]
