@@ -150,7 +150,7 @@ impl Shared {
         let pos = seg.pos(seq.0);
         let frame = frame_at(&mut chunks, &seg, pos, seg.pos(hi))
             .map_err(|b| bad_to_error(ctx, &seg, pos, b))?;
-        let (buf, range) = chunks.payload(pos, &frame.header);
+        let (buf, range) = chunks.payload(pos, &frame);
         Ok(buf.slice(range))
     }
 
@@ -176,19 +176,21 @@ impl Shared {
     /// new first seq is known: one that continues after the last retired record has missed
     /// nothing, and gets the rest.
     pub(crate) fn read(&self, range: &ReadRange) -> Result<Chunk, LogError> {
-        let first = self.state().first();
-        let done = self.read_once(range);
-        let moved = self.state().first() != first;
-        match done {
-            Err(LogError::Truncated { .. }) if moved => self.read_once(range),
-            done => done,
-        }
-    }
-
-    fn read_once(&self, range: &ReadRange) -> Result<Chunk, LogError> {
         let Some(view) = self.view() else {
             return Ok(Chunk::new());
         };
+        let done = self.read_in(range, &view);
+        if let Err(LogError::Truncated { .. }) = done
+            && let Some(now) = self.view()
+            && now.first != view.first
+        {
+            return self.read_in(range, &now);
+        }
+        done
+    }
+
+    /// The read, within what `view` saw.
+    fn read_in(&self, range: &ReadRange, view: &View) -> Result<Chunk, LogError> {
         if range.max == 0 {
             return Ok(Chunk::new());
         }
@@ -210,9 +212,9 @@ impl Shared {
             });
         }
         let (out, last_end) = if range.reverse {
-            self.read_back(range, &view)?
+            self.read_back(range, view)?
         } else {
-            self.read_fwd(range, &view)?
+            self.read_fwd(range, view)?
         };
         if let Some(seq) = out.last_seq() {
             lock(&self.cache).insert(seq.0, last_end);
@@ -251,10 +253,10 @@ impl Shared {
                 chunks.progress(from, out.len() - before, range.max - out.len());
                 let f = frame_at(&mut chunks, &seg, p, hi_pos)
                     .map_err(|b| bad_to_error(ctx, &seg, p, b))?;
-                push(&mut out, seq, &chunks, p, &f.header, range.values);
-                p += f.header.frame_len();
+                push(&mut out, seq, &chunks, p, &f, range.values);
+                p += f.frame_len();
                 last_end = seg.seq(p);
-                bytes += f.header.len as usize;
+                bytes += f.len as usize;
             }
             x = seg.seq(p);
         }
@@ -293,10 +295,10 @@ impl Shared {
                 if !range.contains(seq) {
                     return Ok((out, last_end));
                 }
-                push(&mut out, seq, &chunks, start, &f.header, range.values);
+                push(&mut out, seq, &chunks, start, &f, range.values);
                 last_end = seg.seq(p);
                 p = start;
-                bytes += f.header.len as usize;
+                bytes += f.len as usize;
             }
             x = seg.seq(p);
         }

@@ -156,7 +156,7 @@ fn scan_tail(
     while p >= SEG_HEADER + frame::OVERHEAD {
         match frame_before(&mut chunks, seg, p, SEG_HEADER) {
             Ok((_, f)) => {
-                watermark = f.header.watermark;
+                watermark = f.watermark;
                 break;
             }
             Err(Bad::Io(e)) => return Err(ctx.io(&seg.name, e)),
@@ -170,8 +170,8 @@ fn scan_tail(
     while p < len {
         match frame_at(&mut chunks, seg, p, len) {
             Ok(f) => {
-                p += f.header.frame_len();
-                if f.header.batch_end() {
+                p += f.frame_len();
+                if f.batch_end() {
                     end = p;
                 }
             }
@@ -187,7 +187,7 @@ fn scan_tail(
         match frame_before(&mut chunks, seg, q, SEG_HEADER) {
             Ok((s, f)) => {
                 if last.is_none() {
-                    if !f.header.batch_end() {
+                    if !f.batch_end() {
                         return Err(ctx.corrupt(
                             &seg.name,
                             s,
@@ -228,8 +228,8 @@ fn scan_until_bad(
         match frame_at(&mut chunks, seg, p, len) {
             Ok(f) => {
                 let start = p;
-                p += f.header.frame_len();
-                if f.header.batch_end() {
+                p += f.frame_len();
+                if f.batch_end() {
                     end = p;
                     last = Some((start, p));
                 }

@@ -334,12 +334,6 @@ fn recycle(old: Bytes) {
     }
 }
 
-/// A frame that passed every check; its payload is in the chunks that read it
-/// ([`Chunks::payload`]) until their next load.
-pub(crate) struct Frame {
-    pub(crate) header: frame::Header,
-}
-
 /// Why a frame failed: `Err` carries the reason; I/O errors are separate.
 pub(crate) enum Bad {
     Io(io::Error),
@@ -352,13 +346,14 @@ impl From<io::Error> for Bad {
     }
 }
 
-/// Read and fully check the frame starting at file position `pos`, which must end by `hi`.
+/// Read and fully check the frame starting at file position `pos`, which must end by `hi`; its
+/// header. Its payload is in `chunks` ([`Chunks::payload`]) until their next load.
 pub(crate) fn frame_at(
     chunks: &mut Chunks<'_>,
     seg: &Segment,
     pos: u64,
     hi: u64,
-) -> Result<Frame, Bad> {
+) -> Result<frame::Header, Bad> {
     if pos + frame::OVERHEAD > hi {
         return Err(Bad::Frame("frame header runs past the end of the data"));
     }
@@ -369,16 +364,17 @@ pub(crate) fn frame_at(
     }
     let bytes = chunks.get(pos, header.frame_len())?;
     frame::verify(bytes, seg.seq(pos), &header).map_err(Bad::Frame)?;
-    Ok(Frame { header })
+    Ok(header)
 }
 
-/// Read and fully check the frame ending at file position `end`, which must start at or after `lo`.
+/// Read and fully check the frame ending at file position `end`, which must start at or after `lo`;
+/// where it starts, and its header (its payload as [`frame_at`]'s).
 pub(crate) fn frame_before(
     chunks: &mut Chunks<'_>,
     seg: &Segment,
     end: u64,
     lo: u64,
-) -> Result<(u64, Frame), Bad> {
+) -> Result<(u64, frame::Header), Bad> {
     if end < lo + frame::OVERHEAD {
         return Err(Bad::Frame(
             "frame trailer points before the segment's start",
@@ -398,7 +394,7 @@ pub(crate) fn frame_before(
         return Err(Bad::Frame("frame trailer does not match its header"));
     }
     frame::verify(bytes, seg.seq(start), &header).map_err(Bad::Frame)?;
-    Ok((start, Frame { header }))
+    Ok((start, header))
 }
 
 /// Map a frame failure at a known frame boundary to the log's error: corruption, since the

@@ -372,10 +372,10 @@ impl Walk {
                 Err(Bad::Frame(reason)) => return Stop::Bad(self.pos, reason),
             };
             let start = self.pos;
-            self.pos += f.header.frame_len();
+            self.pos += f.frame_len();
             self.first.get_or_insert(start);
             pending += 1;
-            if f.header.batch_end() {
+            if f.batch_end() {
                 self.batch_end = self.pos;
                 self.last = Some(start);
                 self.records += pending;
@@ -617,7 +617,7 @@ fn plan(ctx: Ctx<'_>, report: &VerifyReport) -> Result<Option<RepairPlan>, LogEr
                 Ok(f) => {
                     first_lost.get_or_insert(Seq(seg.seq(pos)));
                     lost_records += 1;
-                    pos += f.header.frame_len();
+                    pos += f.frame_len();
                 }
                 Err(Bad::Io(e)) if e.kind() != std::io::ErrorKind::UnexpectedEof => {
                     return Err(ctx.io(&seg.name, e));
