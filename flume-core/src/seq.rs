@@ -16,6 +16,21 @@ impl Seq {
     pub fn get(self) -> u64 {
         self.0
     }
+
+    /// The smallest bound past `since` (`Seq(0)` past nothing: an empty log, a view that
+    /// applied nothing). A bound, not a record's seq: seqs compare numerically, so it means
+    /// "anything after `since`".
+    ///
+    /// ```
+    /// use flume_core::Seq;
+    ///
+    /// assert_eq!(Seq::after(None), Seq(0));
+    /// assert_eq!(Seq::after(Some(Seq(41))), Seq(42));
+    /// assert_eq!(Seq::after(Some(Seq(u64::MAX))), Seq(u64::MAX));
+    /// ```
+    pub fn after(since: Option<Seq>) -> Seq {
+        since.map_or(Seq(0), |s| Seq(s.0.saturating_add(1)))
+    }
 }
 
 impl fmt::Display for Seq {

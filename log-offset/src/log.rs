@@ -85,9 +85,30 @@ impl State {
         }
         n
     }
+
+    /// What deleting the `n` oldest segments deletes, and the first seq it leaves.
+    fn retirement(&self, n: usize) -> Retirement {
+        if n == 0 {
+            return Retirement {
+                segments: 0,
+                bytes: 0,
+                from: None,
+                first: self.last.map(|_| Seq(self.first())),
+            };
+        }
+        let (from, to) = (self.segments[0].base, self.segments[n].base);
+        Retirement {
+            segments: n,
+            // A sealed segment's file is its header and its frames, and the next segment
+            // begins at the seq where those frames end.
+            bytes: to - from + n as u64 * SEG_HEADER,
+            from: Some(Seq(from)),
+            first: Some(Seq(to)),
+        }
+    }
 }
 
-/// What [`OffsetLog::retire_before`] would delete: see [`OffsetLog::retirement`].
+/// What [`OffsetLog::retire_before`] deleted, or would delete now ([`OffsetLog::retirement`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Retirement {
@@ -353,43 +374,25 @@ impl OffsetLog {
     /// on a read-only log too.
     pub fn retirement(&self, seq: Seq) -> Retirement {
         let st = self.shared.state();
-        let n = st.retirable(seq.0);
-        let first = st.last.map(|_| Seq(st.first()));
-        if n == 0 {
-            return Retirement {
-                segments: 0,
-                bytes: 0,
-                from: None,
-                first,
-            };
-        }
-        let (from, to) = (st.segments[0].base, st.segments[n].base);
-        Retirement {
-            segments: n,
-            // A sealed segment's file is its header and its frames, and the next segment
-            // begins at the seq where those frames end.
-            bytes: to - from + n as u64 * SEG_HEADER,
-            from: Some(Seq(from)),
-            first: Some(Seq(to)),
-        }
+        st.retirement(st.retirable(seq.0))
     }
 
-    /// Retire (delete) the whole segments that hold only records below `seq`; returns the new
-    /// first seq. The segment holding the last record is always kept. Reads and `get` below the
+    /// Retire (delete) the whole segments that hold only records below `seq`; returns what it
+    /// deleted and the new first seq. The segment holding the last record is always kept. Reads and `get` below the
     /// new first seq fail with [`LogError::Truncated`]; a read after the last retired record
     /// (a stream or view resuming where it stopped) missed nothing and goes on.
     ///
     /// # Errors
     /// [`LogError::ReadOnly`], [`LogError::Closed`], [`LogError::Io`] deleting files: the
     /// segments not deleted stay readable, and a retry deletes them.
-    pub fn retire_before(&self, seq: Seq) -> Result<Option<Seq>, LogError> {
+    pub fn retire_before(&self, seq: Seq) -> Result<Retirement, LogError> {
         self.shared.check_open()?;
         let w = self.writer.as_ref().ok_or(LogError::ReadOnly)?;
         let _one = lock(&w.retiring);
-        let retired: Vec<Arc<Segment>> = {
+        let (retirement, retired): (Retirement, Vec<Arc<Segment>>) = {
             let mut st = self.shared.state_mut();
             let n = st.retirable(seq.0);
-            st.segments.drain(..n).collect()
+            (st.retirement(n), st.segments.drain(..n).collect())
         };
         // Oldest first: a crash midway leaves a contiguous suffix.
         for (i, seg) in retired.iter().enumerate() {
@@ -407,7 +410,7 @@ impl OffsetLog {
                 .sync_dir()
                 .map_err(|e| self.shared.ctx().io("", e))?;
         }
-        Ok(self.first())
+        Ok(retirement)
     }
 
     /// Ask the writer to stop after it has processed everything queued; the receiver gets the
@@ -617,7 +620,7 @@ mod tests {
         // Reopened: its sealed segments are opened on first use.
         let log = OffsetLog::open_storage(storage, opts).unwrap();
         let found = log.shared.state().segments[0].clone();
-        let first = log.retire_before(seqs[299]).unwrap().unwrap();
+        let first = log.retire_before(seqs[299]).unwrap().first.unwrap();
         match log.shared.file(&found, found.base) {
             Err(LogError::Truncated { seq, first: f }) => {
                 assert_eq!((seq, f), (Seq(found.base), first));

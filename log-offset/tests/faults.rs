@@ -312,7 +312,7 @@ async fn a_failed_retirement_keeps_what_it_did_not_delete() {
     let reopened = OffsetLog::open_storage(Arc::new(storage.clone()), opts.clone().read_only(true));
     assert_eq!(reopened.unwrap().first(), Some(first), "as a reopen finds");
     // A retry deletes the rest, and a reopen agrees.
-    let first = log.retire_before(cut).unwrap().unwrap();
+    let first = log.retire_before(cut).unwrap().first.unwrap();
     assert!(first > records[from].0 && first <= cut, "{first} {cut}");
     log.close().await.unwrap();
     let log = OffsetLog::open_storage(Arc::new(storage), opts).unwrap();

@@ -66,12 +66,15 @@ impl Planned {
     /// The log's I/O errors deleting files (a retry finishes the work).
     pub async fn retire(self) -> Result<Retired, StoreError> {
         let (before, plan) = (self.before, &self.plan);
+        let mut done = (0, 0);
         // Below the first seq the plan keeps: exactly the planned segments, whatever the log
         // appended since (`before` is capped at the last record + 1, so it could not reach
         // the segment that held it either; this does not depend on that).
-        if let (true, Some(first)) = (plan.segments > 0, plan.first) {
+        if plan.segments > 0
+            && let Some(first) = plan.first
+        {
             let log = Arc::clone(&self.log);
-            tokio::task::spawn_blocking(move || log.retire_before(first))
+            let gone = tokio::task::spawn_blocking(move || log.retire_before(first))
                 .await
                 .map_err(|e| StoreError::Io {
                     path: std::path::PathBuf::from("log"),
@@ -79,11 +82,12 @@ impl Planned {
                         "the task deleting segment files stopped ({e}); run the retirement again"
                     )),
                 })??;
+            done = (gone.segments, gone.bytes);
         }
         Ok(Retired {
             before,
-            segments: plan.segments,
-            bytes: plan.bytes,
+            segments: done.0,
+            bytes: done.1,
             first: self.log.first(),
         })
     }
@@ -128,13 +132,13 @@ impl Retainer {
         one: OwnedMutexGuard<()>,
         before: Seq,
     ) -> Result<Planned, StoreError> {
-        let mut before = before.min(after(self.log.current_since()));
+        let mut before = before.min(Seq::after(self.log.current_since()));
         for (name, view) in &self.views {
             let since = view.sync().await.map_err(|source| StoreError::ViewSync {
                 name: name.clone(),
                 source,
             })?;
-            before = before.min(after(since));
+            before = before.min(Seq::after(since));
         }
         Ok(Planned {
             _one: one,
@@ -181,11 +185,6 @@ impl Retainer {
             Err(e) => tracing::warn!("retention: {e}"),
         }
     }
-}
-
-/// The seq just after `since`: 0 when nothing was applied (or appended).
-fn after(since: Option<Seq>) -> Seq {
-    since.map_or(Seq(0), |s| Seq(s.0.saturating_add(1)))
 }
 
 /// The background task applying `[log] retain`; stopped by [`Background::stop`].

@@ -120,7 +120,7 @@ where
                     None => handle.ready().await,
                     // Wait for any record after the last one yielded. `seq + 1` is a bound, not
                     // a record's seq: it means "anything after `seq`".
-                    Some(prev) => handle.ready_at(after(prev)).await,
+                    Some(prev) => handle.ready_at(Seq::after(prev)).await,
                 };
                 let got = match view {
                     Ok(view) => view.get_meta(),
@@ -140,9 +140,4 @@ where
         })
         .boxed()
     }
-}
-
-/// The smallest seq bound past `prev` (`Seq(0)` past nothing).
-fn after(prev: Option<Seq>) -> Seq {
-    prev.map_or(Seq(0), |s| Seq(s.get().saturating_add(1)))
 }

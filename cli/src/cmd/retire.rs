@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use flume_core::{Log, Seq};
 use flume_log_offset::Retirement;
 use flume_store::{Store, parse_size};
@@ -50,11 +50,10 @@ async fn retire(store: &Store, args: &Args) -> anyhow::Result<serde_json::Value>
             format!("view {name} cannot catch up with the log; nothing was retired")
         })?;
     }
-    // `None` for an empty log (both from the log's last seq).
-    let before = match (args.before, args.keep) {
-        (Some(seq), _) => store.log().current_since().map(|_| Seq(seq)),
-        (None, Some(keep)) => store.keeping(keep),
-        (None, None) => bail!("say what to retire: --before SEQ or --keep SIZE"),
+    // `None` for an empty log (both from the log's last seq). Clap requires one of the two.
+    let before = match args.keep {
+        Some(keep) => store.keeping(keep),
+        None => store.log().current_since().and(args.before.map(Seq)),
     };
     let Some(before) = before else {
         return Ok(json!({ "retired": false, "reason": "the log is empty" }));
