@@ -390,10 +390,11 @@ async fn read_chunk_matches_read<F: LogFactory>(f: F) {
     use std::ops::Bound::{Excluded, Included, Unbounded};
     let log = open(&f).await;
     // 0 to 2 KiB each, 3 MB in all: many of a file log's read buffers, empty values among them.
-    let values: Vec<Bytes> = (0..MANY)
+    const N: usize = 3000;
+    let values: Vec<Bytes> = (0..N)
         .map(|i| Bytes::from(vec![i as u8; (i * 37) % 2048]))
         .collect();
-    let mut all = Vec::with_capacity(MANY);
+    let mut all = Vec::with_capacity(N);
     for batch in values.chunks(250) {
         let seqs = log.append_batch(batch.to_vec()).await.expect("append");
         all.extend(seqs.into_iter().zip(batch.iter().cloned()));
@@ -403,7 +404,7 @@ async fn read_chunk_matches_read<F: LogFactory>(f: F) {
         (Excluded(all[10].0), Included(all[2900].0)),
         (Included(all[10].0), Excluded(all[2900].0)),
     ];
-    let budgets = [(MANY, usize::MAX), (1024, 100_000), (MANY, 1)];
+    let budgets = [(N, usize::MAX), (1024, 100_000), (N, 1)];
     for (reverse, (lower, upper), (max, max_bytes), values) in every_read(bounds, budgets) {
         let range = ReadRange {
             lower,
@@ -622,8 +623,9 @@ async fn live_limit<F: LogFactory>(f: F) {
     task.await.unwrap();
 }
 
-/// More records than three stream chunks (streams read 1024 records at a time).
-pub(crate) const MANY: usize = 3000;
+/// More records than an owned stream reads in its first read and two read-aheads (1,024 records,
+/// then 4,096 at a time), so streams cross several reads, limits and bounds land inside one.
+pub(crate) const MANY: usize = 10_000;
 
 pub(crate) async fn append_many(log: &dyn Log, from: usize, n: usize) -> Vec<(Seq, Bytes)> {
     let values: Vec<Bytes> = (from..from + n)
@@ -664,14 +666,14 @@ async fn owned_many_chunks<F: LogFactory>(f: F) {
         "reverse"
     );
     assert_eq!(
-        collect_owned(&log, StreamOpts::new().limit(2500)).await,
-        all[..2500],
+        collect_owned(&log, StreamOpts::new().limit(7000)).await,
+        all[..7000],
         "forward with a limit across chunks"
     );
-    let (lo, hi) = (all[100].0, all[2900].0);
+    let (lo, hi) = (all[100].0, all[MANY - 100].0);
     assert_eq!(
-        collect_owned(&log, StreamOpts::new().gt(lo).lt(hi).reverse().limit(2000)).await,
-        rev[100..2100],
+        collect_owned(&log, StreamOpts::new().gt(lo).lt(hi).reverse().limit(7000)).await,
+        rev[100..7100],
         "reverse within bounds, with a limit"
     );
     let seqs: Vec<_> = stream_owned(Arc::clone(&log), StreamOpts::new().seqs())

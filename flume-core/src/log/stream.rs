@@ -16,9 +16,14 @@ use crate::bounds::{is_empty_range, max_lower, min_upper};
 use crate::lock::lock;
 use crate::{LogError, Seq};
 
-/// Records read per call to [`Log::read`]: large enough to amortise the call, small enough that a
-/// stream holds little memory.
+/// Records read per call to [`Log::read`] when the caller waits for the read: large enough to
+/// amortise the call, small enough that the first records come soon and a stream holds little
+/// memory.
 const CHUNK: usize = 1024;
+/// Records read per read-ahead. Each one wakes a thread of the blocking pool, and the caller too
+/// when it gets there first: a thread wake-up costs some 10–20 µs of CPU on a VM, against ~120 µs
+/// to read 1,024 small records, so read-aheads read more at once (docs/design.md, "Streams").
+const AHEAD: usize = 4 * CHUNK;
 
 /// Starts a read of the log on another thread (the read-ahead of streams that own their log),
 /// which first frees a chunk the caller is done with.
@@ -208,6 +213,8 @@ struct Cursor<R> {
 struct Ahead {
     task: JoinHandle<Result<Chunk, LogError>>,
     since: Seq,
+    /// The most records it reads.
+    max: usize,
 }
 
 impl Drop for Ahead {
@@ -258,8 +265,9 @@ where
         Some(Err(e))
     }
 
-    /// The read of the next chunk of `(cursor, since]`, or `None` when that range is empty.
-    fn range(&self, since: Seq) -> Option<ReadRange> {
+    /// The read of the next chunk of `(cursor, since]`, at most `max` records, or `None` when
+    /// that range is empty.
+    fn range(&self, since: Seq, max: usize) -> Option<ReadRange> {
         let upper = min_upper(self.upper, Bound::Included(since));
         if is_empty_range(self.lower, upper) || self.remaining == Some(0) {
             return None;
@@ -268,7 +276,7 @@ where
             lower: self.lower,
             upper,
             reverse: self.opts.reverse,
-            max: self.remaining.map_or(CHUNK, |n| n.min(CHUNK)),
+            max: self.remaining.map_or(max, |n| n.min(max)),
             max_bytes: super::READ_BYTES,
             values: self.opts.output != Output::Seqs,
         })
@@ -277,11 +285,12 @@ where
     /// Read the next chunk of `(cursor, since]`; `None` when there is nothing more to read now.
     async fn fill(&mut self, since: Option<Seq>) -> Result<Option<Chunk>, LogError> {
         let Some(since) = since else { return Ok(None) };
-        let Some(range) = self.range(since) else {
+        let ahead = self.ahead.take();
+        let max = ahead.as_ref().map_or(CHUNK, |a| a.max);
+        let Some(range) = self.range(since, max) else {
             return Ok(None);
         };
-        let max = range.max;
-        let mut records = match self.ahead.take() {
+        let mut records = match ahead {
             Some(ahead) => self.take_ahead(ahead, since, range).await?,
             None => self.log.read_chunk(range).await?,
         };
@@ -311,12 +320,14 @@ where
             None => *self.since.borrow(),
         };
         if let Some(since) = since
-            && let Some(range) = self.range(since)
+            && let Some(range) = self.range(since, AHEAD)
         {
             let spent = self.spent.as_ref().and_then(|s| lock(s).take());
+            let max = range.max;
             self.ahead = Some(Ahead {
                 task: spawn(range, spent),
                 since,
+                max,
             });
         }
     }
