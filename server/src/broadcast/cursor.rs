@@ -1,7 +1,9 @@
 //! Reading the log in chunks bounded in bytes as well as in records.
 //!
-//! `Db::stream` reads up to 1024 records per step whatever their size (1 GiB of 1 MiB values),
-//! so streams here read the log directly and size each read from the records just read.
+//! `Db::stream` reads up to 1,024 records per step (4,096 when reading ahead), up to
+//! `READ_BYTES` (4 MiB): it can be more than a subscriber's share of the server's buffer
+//! (`Hub::read_budget`). So streams here read the log directly and size each read from the
+//! records just read.
 
 use std::ops::Bound;
 use std::sync::Arc;
