@@ -378,9 +378,10 @@ impl OffsetLog {
     }
 
     /// Retire (delete) the whole segments that hold only records below `seq`; returns what it
-    /// deleted and the new first seq. The segment holding the last record is always kept. Reads and `get` below the
-    /// new first seq fail with [`LogError::Truncated`]; a read after the last retired record
-    /// (a stream or view resuming where it stopped) missed nothing and goes on.
+    /// deleted and the new first seq. The segment holding the last record is always kept. Reads
+    /// and `get` below the new first seq fail with [`LogError::Truncated`]; a read after the
+    /// last retired record (a stream or view resuming where it stopped) missed nothing and goes
+    /// on.
     ///
     /// # Errors
     /// [`LogError::ReadOnly`], [`LogError::Closed`], [`LogError::Io`] deleting files: the

@@ -66,11 +66,10 @@ impl Planned {
     /// The log's I/O errors deleting files (a retry finishes the work).
     pub async fn retire(self) -> Result<Retired, StoreError> {
         let (before, plan) = (self.before, &self.plan);
-        let mut done = (0, 0);
         // Below the first seq the plan keeps: exactly the planned segments, whatever the log
         // appended since (`before` is capped at the last record + 1, so it could not reach
         // the segment that held it either; this does not depend on that).
-        if plan.segments > 0
+        let (segments, bytes) = if plan.segments > 0
             && let Some(first) = plan.first
         {
             let log = Arc::clone(&self.log);
@@ -82,12 +81,14 @@ impl Planned {
                         "the task deleting segment files stopped ({e}); run the retirement again"
                     )),
                 })??;
-            done = (gone.segments, gone.bytes);
-        }
+            (gone.segments, gone.bytes)
+        } else {
+            (0, 0)
+        };
         Ok(Retired {
             before,
-            segments: done.0,
-            bytes: done.1,
+            segments,
+            bytes,
             first: self.log.first(),
         })
     }

@@ -213,8 +213,6 @@ struct Cursor<R> {
 struct Ahead {
     task: JoinHandle<Result<Chunk, LogError>>,
     since: Seq,
-    /// The most records it reads.
-    max: usize,
 }
 
 impl Drop for Ahead {
@@ -286,10 +284,11 @@ where
     async fn fill(&mut self, since: Option<Seq>) -> Result<Option<Chunk>, LogError> {
         let Some(since) = since else { return Ok(None) };
         let ahead = self.ahead.take();
-        let max = ahead.as_ref().map_or(CHUNK, |a| a.max);
-        let Some(range) = self.range(since, max) else {
+        // A read-ahead read this same range (the cursor has not moved since), up to `AHEAD`.
+        let Some(range) = self.range(since, if ahead.is_some() { AHEAD } else { CHUNK }) else {
             return Ok(None);
         };
+        let max = range.max;
         let mut records = match ahead {
             Some(ahead) => self.take_ahead(ahead, since, range).await?,
             None => self.log.read_chunk(range).await?,
@@ -323,11 +322,9 @@ where
             && let Some(range) = self.range(since, AHEAD)
         {
             let spent = self.spent.as_ref().and_then(|s| lock(s).take());
-            let max = range.max;
             self.ahead = Some(Ahead {
                 task: spawn(range, spent),
                 since,
-                max,
             });
         }
     }
