@@ -84,6 +84,39 @@ fn a_live_stream_shows_records_appended_by_another_process() {
     assert_eq!(s.next()["value"]["$kv"], "put");
 }
 
+/// A writer that stays open (a server, an embedding program) keeps its segment's file
+/// zero-filled a MiB ahead, so its appends do not change the file's length: they still arrive.
+#[test]
+fn a_live_stream_follows_a_writer_that_stays_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = rt.block_on(flume_store::Store::open(db)).unwrap();
+    let append = |n: u64| {
+        let doc = format!("{{\"n\":{n}}}").parse().unwrap();
+        let record = flume_store::Record::from_document(doc);
+        rt.block_on(store.db().append(record)).unwrap().0
+    };
+    let first = append(0);
+    let len = |db: &std::path::Path| {
+        let seg = db.join("log").join("00000000000000000000.log");
+        std::fs::metadata(seg).unwrap().len()
+    };
+    let before = len(db);
+    let s = Streamer::start(db, &["--live"]);
+    assert_eq!(s.next(), json!({"seq": first, "value": {"n": 0}}));
+    for n in 1..=3 {
+        let seq = append(n);
+        assert_eq!(s.next(), json!({"seq": seq, "value": {"n": n}}));
+    }
+    assert_eq!(
+        len(db),
+        before,
+        "the appends did not change the file's length"
+    );
+    rt.block_on(store.close()).unwrap();
+}
+
 #[test]
 fn live_streams_with_old_false_values_and_limit() {
     let tmp = tempfile::tempdir().unwrap();

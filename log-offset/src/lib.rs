@@ -51,12 +51,15 @@ mod options;
 mod reader;
 mod recovery;
 mod segment;
+mod stats;
 pub mod storage;
 mod verify;
 mod writer;
 
 pub use log::{OffsetLog, Retirement};
 pub use options::{Durability, Options};
+pub use recovery::written_len;
+pub use stats::WriteStats;
 pub use storage::{FsStorage, SimStorage};
 pub use verify::{
     Damage, Repair, RepairPlan, SegmentReport, VerifyReport, repair, verify, verify_storage,

@@ -13,6 +13,7 @@ use crate::frame::SEG_HEADER;
 use crate::options::Options;
 use crate::recovery;
 use crate::segment::{Ctx, Segment, retired_since_listed};
+use crate::stats::WriteStats;
 use crate::storage::{FsStorage, LockError, Storage};
 use crate::writer::{Gather, Msg, Request, Writer};
 
@@ -49,6 +50,8 @@ pub(crate) struct Shared {
     /// sets it, so a caller that stops waiting leaves the close to finish.
     finished: watch::Sender<Option<Result<(), String>>>,
     poisoned: Mutex<Option<String>>,
+    /// Updated by the writer once per write and sync, before it acknowledges.
+    pub(crate) stats: Mutex<WriteStats>,
     pub(crate) cache: Mutex<crate::reader::BoundaryCache>,
     corruption: Option<(std::path::PathBuf, u64, String)>,
 }
@@ -294,6 +297,7 @@ impl OffsetLog {
             closed: AtomicBool::new(false),
             finished: watch::Sender::new(None),
             poisoned: Mutex::new(None),
+            stats: Mutex::default(),
             cache: Mutex::new(cache),
             corruption,
             opts,
@@ -328,6 +332,13 @@ impl OffsetLog {
     /// The options the log was opened with.
     pub fn options(&self) -> &Options {
         &self.shared.opts
+    }
+
+    /// What the writer has done since this log was opened: batches, records, writes, syncs and
+    /// the time the syncs took (all zero on a read-only log). For example, batches per sync
+    /// shows how many concurrent appenders each `fdatasync` served.
+    pub fn write_stats(&self) -> WriteStats {
+        *lock(&self.shared.stats)
     }
 
     /// For logs opened read-only: the corruption that ends the readable data early, if any.

@@ -43,7 +43,27 @@ pub(crate) struct Recovered {
     pub(crate) corruption: Option<LogError>,
 }
 
+/// How many times a read-only open starts again when the last segment shrank under it.
+const SHRUNK_RETRIES: u32 = 10;
+
 pub(crate) fn recover(storage: &dyn Storage, opts: &Options) -> Result<Recovered, LogError> {
+    let mut retries = 0;
+    loop {
+        match recover_once(storage, opts) {
+            Err(e) if opts.read_only && shrunk(&e) && retries < SHRUNK_RETRIES => retries += 1,
+            done => return done,
+        }
+    }
+}
+
+/// Whether `e` is a read past the end of a file: beside a live writer, the last segment's file
+/// shrinks when the writer cuts its zeros (it seals the segment or closes the log), so a reader
+/// that sized the file before may read past its new end; reading again sees the frames whole.
+pub(crate) fn shrunk(e: &LogError) -> bool {
+    matches!(e, LogError::Io { source, .. } if source.kind() == std::io::ErrorKind::UnexpectedEof)
+}
+
+fn recover_once(storage: &dyn Storage, opts: &Options) -> Result<Recovered, LogError> {
     let ctx = Ctx { storage };
     let writable = !opts.read_only;
     let dir_err = |e| ctx.io("", e);
@@ -151,7 +171,7 @@ fn scan_tail(
     let mut chunks = Chunks::new(file, SEG_HEADER, len);
 
     // 1. The newest frame that checks, and its watermark.
-    let mut p = len;
+    let mut p = search_from(file, len).map_err(|e| ctx.io(&seg.name, e))?;
     let mut watermark = SEG_HEADER;
     while p >= SEG_HEADER + frame::OVERHEAD {
         match frame_before(&mut chunks, seg, p, SEG_HEADER) {
@@ -212,6 +232,58 @@ fn scan_tail(
         }
     }
     Ok((end, last))
+}
+
+/// Where step 1 starts: past the last non-zero byte, skipping the zeros a writer keeps ahead of
+/// its frames (up to 1 MiB, see `PREFILL` in the writer) without testing each position. No frame
+/// that checks ends more than 12 bytes after its last non-zero byte: its trailer repeats its
+/// length, and an empty record's frame has its watermark (at least 32) in its last 12 bytes.
+fn search_from(file: &dyn StorageFile, len: u64) -> std::io::Result<u64> {
+    Ok(last_nonzero(file, SEG_HEADER, len)?.map_or(SEG_HEADER, |z| (z + 12).min(len)))
+}
+
+/// The length of the segment file at `path` without the zeros its writer keeps ahead of its
+/// frames (docs/design.md §5): the end of its last non-zero byte. A live segment's file grows
+/// only once per MiB, so a process that watches a log for appends (as `flume stream --live`
+/// does) compares this instead. Reads backwards from the end, up to 1 MiB for a live segment;
+/// a sealed segment ends with a frame, so this is its length.
+///
+/// # Errors
+/// Opening or reading the file.
+pub fn written_len(path: &std::path::Path) -> std::io::Result<u64> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path"))?;
+    let dir = path.parent().unwrap_or_else(|| std::path::Path::new("."));
+    let file = crate::FsStorage::existing(dir).open(&name.to_string_lossy(), false)?;
+    let len = file.len()?;
+    Ok(last_nonzero(&*file, 0, len)?.map_or(0, |z| z + 1))
+}
+
+/// The position of the last non-zero byte in `[lo, hi)` of `file`, reading backwards.
+pub(crate) fn last_nonzero(
+    file: &dyn StorageFile,
+    lo: u64,
+    hi: u64,
+) -> std::io::Result<Option<u64>> {
+    const BLOCK: u64 = 64 << 10;
+    const PAGE: usize = 4096;
+    let mut buf = vec![0u8; BLOCK.min(hi.saturating_sub(lo)) as usize];
+    let mut hi = hi;
+    while hi > lo {
+        let from = hi.saturating_sub(BLOCK).max(lo);
+        let block = &mut buf[..(hi - from) as usize];
+        file.read_exact_at(block, from)?;
+        // Whole pages first (the check vectorises), then the byte within the last non-zero one.
+        if let Some(k) = block.rchunks(PAGE).position(|c| c.iter().any(|&b| b != 0)) {
+            let page_lo = block.len().saturating_sub((k + 1) * PAGE);
+            let page = &block[page_lo..block.len() - k * PAGE];
+            let i = page.iter().rposition(|&b| b != 0).unwrap_or(0);
+            return Ok(Some(from + (page_lo + i) as u64));
+        }
+        hi = from;
+    }
+    Ok(None)
 }
 
 /// Read-only fallback after corruption: the valid whole batches before the first bad frame.

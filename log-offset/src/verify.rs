@@ -157,6 +157,22 @@ pub fn verify_storage(
     opts: &Options,
     progress: &mut dyn FnMut(u64),
 ) -> Result<VerifyReport, LogError> {
+    // Beside a live writer the last segment can shrink while it is read (see
+    // `recovery::shrunk`): rare (a writer's close or segment switch), so start again.
+    let mut retries = 0;
+    loop {
+        match verify_once(storage, opts, progress) {
+            Err(e) if recovery::shrunk(&e) && retries < 3 => retries += 1,
+            done => return done,
+        }
+    }
+}
+
+fn verify_once(
+    storage: &dyn Storage,
+    opts: &Options,
+    progress: &mut dyn FnMut(u64),
+) -> Result<VerifyReport, LogError> {
     let ctx = Ctx { storage };
     let bases = listed_bases(storage).map_err(|e| ctx.io("", e))?;
     let mut report = VerifyReport {
@@ -225,7 +241,8 @@ pub fn verify_storage(
         } else {
             (len, false)
         };
-        let mut chunks = Chunks::new(&*file, SEG_HEADER, len);
+        // Read no further than the walk goes: past a live writer's frames the file may shrink.
+        let mut chunks = Chunks::new(&*file, SEG_HEADER, hi);
         let mut walk = Walk::new(SEG_HEADER);
         let stop = walk.run(&mut chunks, &seg, hi, &mut |n| {
             progress(walked + n);
@@ -267,6 +284,7 @@ pub fn verify_storage(
                 // Recovery stopped before a bad frame: find it, past the incomplete batch
                 // that precedes it.
                 let mut rest = Walk::new(hi);
+                let mut chunks = Chunks::new(&*file, SEG_HEADER, len);
                 let stop = rest.run(&mut chunks, &seg, len, &mut |_| {});
                 let (pos, reason) = match stop {
                     Stop::Io(e) => return Err(ctx.io(&seg.name, e)),
@@ -274,7 +292,13 @@ pub fn verify_storage(
                     Stop::End => (rest.pos, "an incomplete batch before a synced point".into()),
                 };
                 report.corruption = Some(damage(pos, reason));
-            } else if hi < len {
+            } else if hi < len
+                && recovery::last_nonzero(&*file, hi, len)
+                    .map_err(|e| ctx.io(&seg.name, e))?
+                    .is_some()
+            {
+                // Zeros alone are the space a live (or crashed) writer filled ahead of its
+                // frames, not a torn write.
                 report.torn_tail = Some(damage(
                     hi,
                     "bytes after the last whole batch (an interrupted write); the next writable open cuts them"

@@ -9,14 +9,17 @@
 //! - `since` moves only after the write (and, in `Sync` mode, the sync) succeeded, so readers
 //!   never see an unacknowledged record;
 //! - after any failed write or sync the writer is poisoned: it never retries (a failed fsync
-//!   may have dropped dirty pages, ATC'20) and refuses every later batch until reopened.
+//!   may have dropped dirty pages, ATC'20) and refuses every later batch until reopened;
+//! - the active segment runs on with zeros past its frames ([`PREFILL`]) and is cut back to its
+//!   last frame when sealed or closed, so sealed segments still tile by their lengths.
 //!
 //! Measured and not done: framing half of a large group on a helper thread while the writer
 //! frames and writes the other half made batches slower (waking the helper takes about 20 µs
 //! on a VM, and it competes with the appenders for the cores); preallocating segments with
 //! `fallocate` did not make a batch's `write` and `fdatasync` cheaper than on a growing file
-//! (ext4); `O_DIRECT` writes made them cheaper but every read right after them slower (views read
-//! each record as soon as it is written; see docs/design.md §5).
+//! (ext4; writing zeros did, see [`PREFILL`]); `O_DIRECT` writes made them cheaper but every read
+//! right after them slower (views read each record as soon as it is written; see
+//! docs/design.md §5).
 
 mod gather;
 mod reclaim;
@@ -33,7 +36,7 @@ pub(crate) use self::gather::Gather;
 use self::gather::Policy;
 use self::reclaim::Reclaimer;
 use crate::frame::{self, BATCH_END, FrameBuf, SEG_HEADER};
-use crate::log::Shared;
+use crate::log::{Shared, lock};
 use crate::options::Durability;
 use crate::recovery::create_segment;
 use crate::segment::Segment;
@@ -58,6 +61,16 @@ const LONE: u32 = 4;
 const IDLE: Duration = Duration::from_millis(1);
 /// Fewer retired records than this are freed by the writer: cheaper than waking the reclaimer.
 const RECLAIM_MIN: usize = 256;
+/// The active segment's file is kept zero-filled past its frames up to the next multiple of
+/// this many bytes: a group then overwrites blocks that are already allocated, written and
+/// synced, so its `fdatasync` flushes only data. On a growing file every `fdatasync` also
+/// commits the file system's journal (the new size, new blocks), which on the 2-core VM made it
+/// 2 to 6 times slower for 5 KB groups and up to 3 times for 120 KB ones (design.md §5). The
+/// zeros cost one more write per MiB, synced with the group that needed them; a sealed or closed
+/// segment is cut back to its frames.
+const PREFILL: u64 = 1 << 20;
+/// What [`PREFILL`] writes: untouched zero pages, never resident until read.
+static ZEROS: [u8; PREFILL as usize] = [0; PREFILL as usize];
 
 pub(crate) type Reply = Result<Vec<Seq>, (LogError, Vec<Bytes>)>;
 
@@ -92,6 +105,8 @@ pub(crate) struct Writer {
     pos: u64,
     /// File position below which the segment is synced: every frame records it.
     synced: u64,
+    /// The file's length: zeros from [`Writer::end`] to here (see [`PREFILL`]).
+    prefilled: u64,
     buf: FrameBuf,
     /// The records of the groups acknowledged since the last write, freed by the reclaimer
     /// while the next group is synced (by the writer when they are few, when the reclaimer is
@@ -123,8 +138,9 @@ impl Writer {
             seg,
             file,
             pos,
-            // Recovery synced the tail.
+            // Recovery synced the tail and cut the file to it.
             synced: pos,
+            prefilled: pos,
             buf: FrameBuf::new(),
             retired: Vec::new(),
             reclaimer: Reclaimer::start(),
@@ -176,7 +192,7 @@ impl Writer {
                     let _ = reply.send(self.sync());
                 }
                 Some(Msg::Close(reply)) => {
-                    let synced = self.sync();
+                    let synced = self.seal();
                     let outcome = synced.as_ref().map_err(ToString::to_string).copied();
                     let _ = reply.send(synced);
                     return outcome;
@@ -185,7 +201,7 @@ impl Writer {
             }
         }
         // Every handle is gone without a close: still leave the data synced.
-        self.sync().map_err(|e| e.to_string())
+        self.seal().map_err(|e| e.to_string())
     }
 
     /// Add the queued messages to `g` until it is full or meets a control message, then count
@@ -282,6 +298,9 @@ impl Writer {
             _ => self.retired.clear(),
         }
         let mut result = self.file.write_all_at(self.buf.frames(), self.pos);
+        if result.is_ok() {
+            result = self.prefill();
+        }
         let mut took = Duration::ZERO;
         if result.is_ok() && sync {
             let started = Instant::now();
@@ -300,6 +319,9 @@ impl Writer {
             self.buf.clear(KEEP_BUF);
             return false;
         }
+        let records: usize = pending.iter().map(|(req, _)| req.records.len()).sum();
+        let synced = sync.then_some(took);
+        lock(&self.shared.stats).wrote(pending.len(), records, self.buf.len(), synced);
         self.pos += self.buf.len();
         if sync {
             self.synced = self.pos;
@@ -337,10 +359,47 @@ impl Writer {
         }
     }
 
-    /// Seal the active segment (synced) and start the next one; on failure the writer is
-    /// poisoned.
+    /// Keep the file zero-filled past the frames just written (not yet synced): the next
+    /// [`PREFILL`] boundary, but not past the segment size unless a batch is larger.
+    fn prefill(&mut self) -> std::io::Result<()> {
+        let end = self.end();
+        if end <= self.prefilled {
+            return Ok(());
+        }
+        let to = end
+            .next_multiple_of(PREFILL)
+            .min(self.shared.opts.segment_size)
+            .max(end);
+        self.file.write_all_at(&ZEROS[..(to - end) as usize], end)?;
+        self.prefilled = to;
+        Ok(())
+    }
+
+    /// Cut the active segment's zeros and sync it: recovery finds a sealed segment's end from
+    /// its length, and a closed log's files end at their last frame. One `fdatasync` makes both
+    /// the frames and the new length durable. On failure the writer is poisoned.
+    fn seal(&mut self) -> Result<(), LogError> {
+        if let Some(reason) = self.shared.poison_reason() {
+            return Err(LogError::Poisoned { reason });
+        }
+        let cut = self.prefilled > self.pos;
+        if cut {
+            if let Err(e) = self.file.set_len(self.pos) {
+                let path = self.shared.storage.path(&self.seg.name);
+                self.shared.poison(format!(
+                    "cutting {} to its frames failed: {e}",
+                    path.display()
+                ));
+                return Err(LogError::Io { path, source: e });
+            }
+            self.prefilled = self.pos;
+        }
+        self.sync_if(cut || self.synced < self.pos)
+    }
+
+    /// Seal the active segment and start the next one; on failure the writer is poisoned.
     fn roll(&mut self) -> Result<(), LogError> {
-        self.sync()?;
+        self.seal()?;
         let base = self.seg.seq(self.pos);
         // A segment is rolled only once it holds a frame, so the last record ends at `base`.
         let before = self
@@ -358,6 +417,7 @@ impl Writer {
         self.file = file;
         self.pos = SEG_HEADER;
         self.synced = SEG_HEADER;
+        self.prefilled = SEG_HEADER;
         Ok(())
     }
 
@@ -368,16 +428,23 @@ impl Writer {
 
     /// Sync what was written since the last sync; never after a failure (no fsync retries).
     fn sync(&mut self) -> Result<(), LogError> {
+        self.sync_if(self.synced < self.pos)
+    }
+
+    /// Sync the active segment if `needed`; never after a failure (no fsync retries).
+    fn sync_if(&mut self, needed: bool) -> Result<(), LogError> {
         if let Some(reason) = self.shared.poison_reason() {
             return Err(LogError::Poisoned { reason });
         }
-        if self.synced < self.pos {
+        if needed {
+            let started = Instant::now();
             if let Err(e) = self.file.sync_data() {
                 let path = self.shared.storage.path(&self.seg.name);
                 self.shared
                     .poison(format!("syncing {} failed: {e}", path.display()));
                 return Err(LogError::Io { path, source: e });
             }
+            lock(&self.shared.stats).synced(started.elapsed());
             self.synced = self.pos;
         }
         Ok(())

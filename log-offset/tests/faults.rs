@@ -53,6 +53,7 @@ async fn fails_and_poisons_sized(fault: Fault, d: Durability, opts: Options, pad
         OffsetLog::open_storage(Arc::new(storage.clone()), opts.clone().durability(d)).unwrap();
     let before = acked(&log, 10).await;
     let since = log.current_since();
+    let stats = log.write_stats();
     storage.inject(fault);
     // Several batches in flight together: they share the failing write or sync.
     let batch = |i: usize| {
@@ -78,6 +79,11 @@ async fn fails_and_poisons_sized(fault: Fault, d: Durability, opts: Options, pad
         log.current_since(),
         since,
         "since never moves for a failed batch"
+    );
+    assert_eq!(
+        log.write_stats(),
+        stats,
+        "a failed write or sync counts nothing"
     );
     let later = log.append(Bytes::from("later")).await.unwrap_err();
     assert!(

@@ -209,7 +209,8 @@ fn past(upper: Bound<Seq>, last: Option<Seq>) -> bool {
     }
 }
 
-/// What changes when a writer appends: the segment files and their lengths.
+/// What changes when a writer appends: the segment files and their lengths, the newest one's
+/// without the zeros a live writer keeps ahead of its frames (its file grows once per MiB).
 #[derive(PartialEq, Eq)]
 struct Signature(Vec<(PathBuf, u64)>);
 
@@ -225,6 +226,10 @@ impl Signature {
             })
             .unwrap_or_default();
         files.sort();
+        if let Some((path, len)) = files.last_mut() {
+            // A file retired meanwhile shows as empty, like one that cannot be read.
+            *len = flume_log_offset::written_len(path).unwrap_or(0);
+        }
         Signature(files)
     }
 }
