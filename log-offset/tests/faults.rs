@@ -3,26 +3,17 @@
 
 #![allow(clippy::unwrap_used)] // test helpers panic on failure, like the tests
 
+mod common;
+
 use std::io;
-use std::ops::Bound;
 use std::sync::Arc;
 
-use flume_core::{Bytes, Log, LogError, ReadRange, Seq};
+use common::all;
+use flume_core::{Bytes, Log, LogError, Seq};
 use flume_log_offset::storage::{Fault, FaultOp, LockError, LockGuard, Storage, StorageFile};
 use flume_log_offset::{Durability, OffsetLog, Options, Repair, SimStorage, verify_storage};
 use futures::FutureExt;
 use futures::future::join_all;
-
-fn all() -> ReadRange {
-    ReadRange {
-        lower: Bound::Unbounded,
-        upper: Bound::Unbounded,
-        reverse: false,
-        max: usize::MAX,
-        max_bytes: usize::MAX,
-        values: true,
-    }
-}
 
 async fn acked(log: &OffsetLog, n: usize) -> Vec<(Seq, Bytes)> {
     let mut out = Vec::new();

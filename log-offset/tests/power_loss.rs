@@ -4,11 +4,13 @@
 
 #![allow(clippy::unwrap_used)] // test helpers panic on failure, like the tests
 
+mod common;
+
 use std::collections::HashMap;
-use std::ops::Bound;
 use std::sync::Arc;
 
-use flume_core::{Bytes, Log, ReadRange, Seq};
+use common::all;
+use flume_core::{Bytes, Log, Seq};
 use flume_log_offset::{Durability, OffsetLog, Options, SimStorage};
 use futures::future::join_all;
 use rand::rngs::StdRng;
@@ -92,17 +94,6 @@ async fn run(
     }
     let _ = log.close().await;
     acked
-}
-
-fn all() -> ReadRange {
-    ReadRange {
-        lower: Bound::Unbounded,
-        upper: Bound::Unbounded,
-        reverse: false,
-        max: usize::MAX,
-        max_bytes: usize::MAX,
-        values: true,
-    }
 }
 
 async fn check(

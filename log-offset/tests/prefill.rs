@@ -4,13 +4,15 @@
 
 #![allow(clippy::unwrap_used)] // test helpers panic on failure, like the tests
 
+mod common;
+
 use std::io;
-use std::ops::Bound;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use flume_core::{Bytes, Log, ReadRange, Seq};
+use common::all;
+use flume_core::{Bytes, Log, Seq};
 use flume_log_offset::storage::{LockError, LockGuard, Storage, StorageFile};
 use flume_log_offset::{OffsetLog, Options, SimStorage, verify_storage};
 
@@ -19,17 +21,6 @@ const FIRST: &str = "00000000000000000000.log";
 /// A segment header's and a frame's bytes beyond the record.
 const SEG_HEADER: usize = 32;
 const FRAME: usize = 20;
-
-fn all() -> ReadRange {
-    ReadRange {
-        lower: Bound::Unbounded,
-        upper: Bound::Unbounded,
-        reverse: false,
-        max: usize::MAX,
-        max_bytes: usize::MAX,
-        values: true,
-    }
-}
 
 /// Appends `n` records of about 1 KiB, the odd ones in batches of three; every record with its
 /// seq, and the file position where the frames end.

@@ -2,10 +2,13 @@
 
 #![allow(clippy::unwrap_used)] // test helpers panic on failure, like the tests
 
+mod common;
+
 use std::ops::Bound;
 use std::sync::Arc;
 
-use flume_core::{Bytes, Log, LogError, ReadRange, Seq};
+use common::all;
+use flume_core::{Bytes, Log, LogError, Seq};
 use flume_log_offset::{OffsetLog, Options, SimStorage};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -23,17 +26,6 @@ fn seed() -> u64 {
         .unwrap_or_else(|| rand::rng().random());
     println!("seed {seed} (set FLUME_SEED to replay)");
     seed
-}
-
-fn all() -> ReadRange {
-    ReadRange {
-        lower: Bound::Unbounded,
-        upper: Bound::Unbounded,
-        reverse: false,
-        max: usize::MAX,
-        max_bytes: usize::MAX,
-        values: true,
-    }
 }
 
 fn rt() -> tokio::runtime::Runtime {

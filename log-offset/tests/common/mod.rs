@@ -2,10 +2,24 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use flume_core::ReadRange;
 use flume_log_offset::storage::{LockError, LockGuard, Storage, StorageFile};
+
+/// Every record, oldest first, with its value.
+pub(crate) fn all() -> ReadRange {
+    ReadRange {
+        lower: Bound::Unbounded,
+        upper: Bound::Unbounded,
+        reverse: false,
+        max: usize::MAX,
+        max_bytes: usize::MAX,
+        values: true,
+    }
+}
 
 /// The segment files of a log directory, oldest first, with their base seqs.
 pub(crate) fn segments(dir: &Path) -> Vec<(u64, PathBuf)> {
